@@ -1,0 +1,21 @@
+/**
+ * What a traced program touched, in the shape `rocmflow trace parse --json`
+ * prints (see DESIGN.md, "Trace and trim").
+ */
+export interface AccessedFile {
+  /** The path as the program asked for it (made absolute against its cwd or dirfd). */
+  path: string;
+  /** The kernel's resolved path (from strace -y), when known; equal to `path` when no link was involved. */
+  resolved: string;
+}
+
+export interface AccessSet {
+  /** Files successfully opened, stat'ed, read or mapped: candidates to ship. */
+  files: AccessedFile[];
+  /** Absolute path of every successful execve. */
+  executables: string[];
+  /** Lookups that failed with ENOENT (or ENOTDIR): never shipped. */
+  missing: string[];
+  /** Device nodes touched (/dev/...). */
+  devices: string[];
+}
