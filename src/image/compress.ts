@@ -1,0 +1,128 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { constants as zc, createGunzip, createGzip } from 'node:zlib';
+import { RocmflowError, missingTool } from '../errors.js';
+import { DigestStream, type Digest } from './digest-stream.js';
+
+/** How a layer or export is compressed. `none` is a plain tar. */
+export type Compression = 'zstd' | 'gzip' | 'none';
+
+/** Default zstd levels: fast for layers rebuilt often, strong for exports kept around. */
+export const LAYER_ZSTD_LEVEL = 3;
+export const EXPORT_ZSTD_LEVEL = 19;
+
+export interface CompressOptions {
+  format: Compression;
+  /** zstd 1..22 (default 3), gzip 1..9 (default 6). */
+  level?: number;
+  signal?: AbortSignal;
+}
+
+/** Both digests of one pass: the uncompressed input and the compressed output. */
+export interface CompressResult {
+  format: Compression;
+  /** sha256 + size of the uncompressed bytes (an OCI layer's diff_id). */
+  uncompressed: Digest;
+  /** sha256 + size of the bytes written to `out` (an OCI layer's blob digest). */
+  compressed: Digest;
+}
+
+export interface Compressor {
+  /** Write the uncompressed bytes here (respect backpressure) and end it. */
+  readonly input: Writable;
+  /** Settles once `out` has everything; rejects if the compressor or `out` fails. */
+  readonly done: Promise<CompressResult>;
+}
+
+/**
+ * Compress into `out` while hashing both sides. zstd runs as a child process
+ * (`zstd -T0`: multithreaded zstd output does not depend on the thread count,
+ * so it stays reproducible across machines); gzip uses zlib, whose header
+ * carries no file name and a zero mtime, so it is deterministic too.
+ */
+export function createCompressor(out: Writable, opts: CompressOptions): Compressor {
+  const raw = new DigestStream();
+  const packed = new DigestStream();
+  const signal = opts.signal;
+  let work: Promise<unknown>;
+  if (opts.format === 'gzip') {
+    const level = checkLevel(opts.level ?? 6, 1, 9, 'gzip');
+    work = pipeline(raw, createGzip({ level, memLevel: 9, strategy: zc.Z_DEFAULT_STRATEGY }), packed, out, { signal });
+  } else if (opts.format === 'zstd') {
+    const level = checkLevel(opts.level ?? LAYER_ZSTD_LEVEL, 1, 22, 'zstd');
+    const args = ['-T0', '-q', `-${level}`, '-c', ...(level > 19 ? ['--ultra'] : [])];
+    const child = spawnTool('zstd', args);
+    work = Promise.all([pipeline(raw, child.stdin!, { signal }), pipeline(child.stdout!, packed, out, { signal }), exited(child, 'zstd', signal)]);
+  } else {
+    work = pipeline(raw, packed, out, { signal });
+  }
+  // the caller may never await `done` if writing to `input` fails first
+  const done = work.then(() => ({ format: opts.format, uncompressed: raw.result(), compressed: packed.result() }));
+  done.catch(() => {});
+  return { input: raw, done };
+}
+
+/**
+ * A readable of the decompressed contents of `path` (format detected from its
+ * magic bytes), plus the digests of both sides once it has been read through.
+ */
+export async function openDecompressed(path: string, signal?: AbortSignal): Promise<{ stream: Readable; format: Compression; done: Promise<CompressResult> }> {
+  const format = await detectCompression(path);
+  const fh = await open(path, 'r');
+  const src = fh.createReadStream({ highWaterMark: 1 << 20 });
+  const packed = new DigestStream();
+  const raw = new DigestStream();
+  let work: Promise<unknown>;
+  if (format === 'gzip') work = pipeline(src, packed, createGunzip(), raw, { signal });
+  else if (format === 'zstd') {
+    const child = spawnTool('zstd', ['-dc', '-q']);
+    work = Promise.all([pipeline(src, packed, child.stdin!, { signal }), pipeline(child.stdout!, raw, { signal }), exited(child, 'zstd -d', signal)]);
+  } else work = pipeline(src, packed, raw, { signal });
+  const done = work.then(() => ({ format, uncompressed: raw.result(), compressed: packed.result() }));
+  done.catch(() => {});
+  return { stream: raw, format, done };
+}
+
+/** Compression of a file by its magic bytes. */
+export async function detectCompression(path: string): Promise<Compression> {
+  const fh = await open(path, 'r');
+  try {
+    const { buffer, bytesRead } = await fh.read(Buffer.alloc(4), 0, 4, 0);
+    if (bytesRead >= 4 && buffer.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+    if (bytesRead >= 2 && buffer[0] === 0x1f && buffer[1] === 0x8b) return 'gzip';
+    return 'none';
+  } finally {
+    await fh.close();
+  }
+}
+
+function checkLevel(level: number, min: number, max: number, what: string): number {
+  if (!Number.isInteger(level) || level < min || level > max)
+    throw new RocmflowError('E_COMPRESSION_LEVEL', `${what} level must be an integer from ${min} to ${max} (got ${level})`, { exitCode: 2 });
+  return level;
+}
+
+function spawnTool(cmd: string, args: string[]): ChildProcess {
+  return spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** Resolves when the child exits 0; a missing binary becomes a missing-tool error. */
+function exited(child: ChildProcess, what: string, signal?: AbortSignal): Promise<void> {
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
+  const onAbort = () => child.kill('SIGTERM');
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return new Promise<void>((resolve, reject) => {
+    child.once('error', (e: NodeJS.ErrnoException) => {
+      reject(e.code === 'ENOENT' ? missingTool('zstd', 'apt install zstd (or dnf install zstd)') : e);
+    });
+    child.once('close', (code, sig) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (code === 0) resolve();
+      else if (signal?.aborted) reject(signal.reason ?? new Error('aborted'));
+      else reject(new RocmflowError('E_COMPRESS', `${what} failed (${sig ?? `exit ${code}`}): ${stderr.trim().split('\n').pop() ?? ''}`));
+    });
+  });
+}
