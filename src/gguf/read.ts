@@ -138,8 +138,16 @@ class Parser {
 
   /** A u64 count that must fit the bytes left (each item takes at least `minItem` bytes). */
   private count(v: bigint, what: string, minItem: number, offset: number): number {
-    if (v > BigInt(Math.floor(this.r.remaining / minItem))) throw this.fail(`absurd ${what} ${v} for a file of ${this.r.size} bytes`, offset);
+    if (v > BigInt(Math.floor(this.r.remaining / minItem))) throw this.tooBig(what, v, offset);
     return Number(v);
+  }
+
+  /** A length or count the rest of the file cannot hold: corrupt when huge, else truncated. */
+  private tooBig(what: string, v: bigint, offset: number): RocmflowError {
+    const room = `only ${this.r.remaining} bytes remain`;
+    return v > 0x7fffffffn
+      ? this.fail(`absurd ${what} ${v} (${room})`, offset)
+      : this.fail(`truncated file: ${what} ${v} does not fit (${room})`, offset);
   }
 
   private valueType(code: number, of: string): GgufValueType {
@@ -154,7 +162,7 @@ class Parser {
     if (p) await p;
     const at = r.pos;
     const len = r.u64();
-    if (len > BigInt(r.remaining)) throw this.fail(`absurd string length ${len} (only ${r.remaining} bytes remain)`, at);
+    if (len > BigInt(r.remaining)) throw this.tooBig('string length', len, at);
     const n = Number(len);
     const q = r.ensure(n);
     if (q) await q;
@@ -167,7 +175,7 @@ class Parser {
     if (p) await p;
     const at = r.pos;
     const len = r.u64();
-    if (len > BigInt(r.remaining)) throw this.fail(`absurd string length ${len} (only ${r.remaining} bytes remain)`, at);
+    if (len > BigInt(r.remaining)) throw this.tooBig('string length', len, at);
     r.skip(Number(len));
   }
 
@@ -212,7 +220,7 @@ class Parser {
     const len = r.u64();
     const fixed = GGUF_VALUE_SIZE[itemType];
     const minItem = fixed || (itemType === 'string' ? 8 : 12);
-    if (len > BigInt(Math.floor(r.remaining / minItem))) throw this.fail(`absurd array length ${len} of ${itemType} (only ${r.remaining} bytes remain)`, at);
+    if (len > BigInt(Math.floor(r.remaining / minItem))) throw this.tooBig(`array length (of ${itemType})`, len, at);
     const length = Number(len);
 
     if (this.skipArrays) {

@@ -86,7 +86,8 @@ export async function writeGguf(path: string, input: GgufWriteInput): Promise<{ 
       size += b.length;
     };
     await write(header);
-    await write(new Uint8Array(padTo(header.length, alignment) - header.length));
+    // like gguf-py, a tensor-less file (a vocab) ends right after its metadata
+    if (blobs.length) await write(new Uint8Array(padTo(header.length, alignment) - header.length));
     for (const b of blobs) {
       await write(b);
       await write(new Uint8Array(padTo(b.length, alignment) - b.length));

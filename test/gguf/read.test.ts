@@ -1,0 +1,155 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RocmflowError } from '../../src/errors.js';
+import { describeModel } from '../../src/gguf/describe.js';
+import { ggufArrayLength, ggufValue, readGguf } from '../../src/gguf/read.js';
+import { vocabFile } from '../helpers/llama.js';
+import { decodeByteLevel, decodeSpm, vocabCases } from './vocab-decode.js';
+
+let tmp: string;
+let spm: string;
+let bpe: string;
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'rocmflow-gguf-read-'));
+  spm = await vocabFile('ggml-vocab-llama-spm.gguf');
+  bpe = await vocabFile('ggml-vocab-llama-bpe.gguf');
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Expect `fn` to fail with E_GGUF naming `file` and a byte offset, and return the message. */
+async function ggufError(fn: () => Promise<unknown>, file: string): Promise<string> {
+  const e = await fn().then(() => null, (x: unknown) => x);
+  expect(e).toBeInstanceOf(RocmflowError);
+  const err = e as RocmflowError;
+  expect(err.code).toBe('E_GGUF');
+  expect(err.message).toContain(file);
+  expect(err.message).not.toContain('\n');
+  return err.message;
+}
+
+describe('readGguf on llama.cpp vocab files', () => {
+  it('reads the SentencePiece vocab: token strings decode the tokenizer test cases back to their inputs', async () => {
+    const g = await readGguf(spm);
+    expect(g.version).toBe(3);
+    expect(g.tensors).toEqual([]);
+    expect(ggufValue(g, 'tokenizer.ggml.model')).toBe('llama');
+    const tokens = ggufValue(g, 'tokenizer.ggml.tokens') as string[];
+    expect(tokens.length).toBe(ggufValue(g, 'llama.vocab_size'));
+    expect((ggufValue(g, 'tokenizer.ggml.scores') as number[]).length).toBe(tokens.length);
+    expect(tokens[ggufValue(g, 'tokenizer.ggml.bos_token_id') as number]).toBe('<s>');
+    const cases = vocabCases(spm);
+    expect(cases.length).toBeGreaterThan(20);
+    for (const c of cases) expect(decodeSpm(tokens, c.ids), JSON.stringify(c.input)).toBe(c.input);
+  });
+
+  it('reads the byte-level BPE vocab and its merges: the test cases decode back too', async () => {
+    const g = await readGguf(bpe);
+    expect(ggufValue(g, 'tokenizer.ggml.model')).toBe('gpt2');
+    const tokens = ggufValue(g, 'tokenizer.ggml.tokens') as string[];
+    const merges = ggufValue(g, 'tokenizer.ggml.merges') as string[];
+    // every merge joins two tokens into a third that exists in the vocab
+    const vocab = new Set(tokens);
+    for (const m of merges.slice(0, 2000)) expect(vocab.has(m.replace(' ', '')), m).toBe(true);
+    const cases = vocabCases(bpe);
+    for (const c of cases) expect(decodeByteLevel(tokens, c.ids), JSON.stringify(c.input)).toBe(c.input);
+  });
+
+  it('skipArrays keeps every scalar and every array length but no array values', async () => {
+    const full = await readGguf(bpe);
+    const fast = await readGguf(bpe, { skipArrays: true });
+    expect([...fast.metadata.keys()]).toEqual([...full.metadata.keys()]);
+    for (const [k, kv] of full.metadata) {
+      const v = fast.metadata.get(k)!;
+      expect(v.type).toBe(kv.type);
+      if (typeof kv.value === 'object') {
+        expect(ggufArrayLength(fast, k)).toBe(kv.value.length);
+        expect(ggufValue(fast, k)).toBeUndefined();
+      } else expect(v.value).toEqual(kv.value);
+    }
+    expect(fast.dataOffset).toBe(full.dataOffset);
+  });
+
+  it('describeModel summarises a vocab file from its metadata', async () => {
+    const m = describeModel(await readGguf(spm, { skipArrays: true }));
+    const g = await readGguf(spm);
+    expect(m).toMatchObject({
+      architecture: 'llama',
+      parameters: 0,
+      quantization: 'F16', // general.file_type 1
+      contextLength: ggufValue(g, 'llama.context_length'),
+      layers: ggufValue(g, 'llama.block_count'),
+      vocabSize: (ggufValue(g, 'tokenizer.ggml.tokens') as string[]).length,
+      fileSize: readFileSync(spm).length,
+    });
+  });
+});
+
+describe('readGguf on corrupted copies', () => {
+  const corrupt = (name: string, edit: (b: Buffer) => Buffer) => {
+    const p = join(tmp, name);
+    writeFileSync(p, edit(Buffer.from(readFileSync(spm))));
+    return p;
+  };
+  const tokensLengthOffset = (b: Buffer) => {
+    // key string, then u32 value type, u32 item type, u64 length
+    const key = b.indexOf('tokenizer.ggml.tokens');
+    return key + 'tokenizer.ggml.tokens'.length + 8;
+  };
+
+  it('truncation anywhere in the header is an error naming the file and offset', async () => {
+    const size = readFileSync(spm).length;
+    const cuts = [0, 3, 6, 17, 30, 200, Math.floor(size / 2), size - 5];
+    for (const cut of cuts) {
+      const p = corrupt(`cut-${cut}.gguf`, (b) => b.subarray(0, cut));
+      const msg = await ggufError(() => readGguf(p), p);
+      expect(msg).toMatch(/at byte \d+/);
+      if (cut >= 24) expect(msg).toMatch(/truncated|absurd/);
+    }
+  });
+
+  it('a truncated array is still found with skipArrays', async () => {
+    const b = readFileSync(spm);
+    const p = corrupt('cut-tokens.gguf', () => b.subarray(0, tokensLengthOffset(b) + 5000));
+    expect(await ggufError(() => readGguf(p, { skipArrays: true }), p)).toMatch(/tokenizer\.ggml\.tokens|truncated|absurd/);
+  });
+
+  it('bad magic, version 1, a future version and big-endian files are refused', async () => {
+    const magic = corrupt('magic.gguf', (b) => (b.write('GGUX', 0), b));
+    expect(await ggufError(() => readGguf(magic), magic)).toMatch(/not a GGUF file.*at byte 0/);
+    const v1 = corrupt('v1.gguf', (b) => (b.writeUInt32LE(1, 4), b));
+    expect(await ggufError(() => readGguf(v1), v1)).toMatch(/version 1 is not supported/);
+    const v9 = corrupt('v9.gguf', (b) => (b.writeUInt32LE(9, 4), b));
+    expect(await ggufError(() => readGguf(v9), v9)).toMatch(/unsupported GGUF version 9/);
+    const be = corrupt('be.gguf', (b) => (b.writeUInt32BE(3, 4), b));
+    expect(await ggufError(() => readGguf(be), be)).toMatch(/big-endian/);
+  });
+
+  it('absurd counts and lengths are refused before allocating', async () => {
+    const arr = corrupt('arr.gguf', (b) => (b.writeBigUInt64LE(1n << 40n, tokensLengthOffset(b)), b));
+    expect(await ggufError(() => readGguf(arr), arr)).toMatch(/absurd array length \(of string\) 1099511627776/);
+    expect(await ggufError(() => readGguf(arr, { skipArrays: true }), arr)).toMatch(/absurd array length/);
+    const kv = corrupt('kv.gguf', (b) => (b.writeBigUInt64LE(0xffffffffffffn, 16), b));
+    expect(await ggufError(() => readGguf(kv), kv)).toMatch(/absurd metadata count.*at byte 16/);
+    const tensors = corrupt('tensors.gguf', (b) => (b.writeBigUInt64LE(1n << 62n, 8), b));
+    expect(await ggufError(() => readGguf(tensors), tensors)).toMatch(/absurd tensor count/);
+    const str = corrupt('str.gguf', (b) => (b.writeBigUInt64LE(1n << 50n, 24), b)); // first key's length
+    expect(await ggufError(() => readGguf(str), str)).toMatch(/absurd string length.*at byte 24/);
+  });
+
+  it('an unknown value type names the key', async () => {
+    const p = corrupt('type.gguf', (b) => {
+      const key = b.indexOf('general.architecture');
+      b.writeUInt32LE(77, key + 'general.architecture'.length);
+      return b;
+    });
+    expect(await ggufError(() => readGguf(p), p)).toMatch(/unknown value type 77 for "general.architecture"/);
+  });
+
+  it('a missing file and a directory are clear errors', async () => {
+    const missing = join(tmp, 'nope.gguf');
+    expect(await ggufError(() => readGguf(missing), missing)).toMatch(/no such file/);
+    await expect(readGguf(tmp)).rejects.toThrow(/not a regular file/);
+  });
+});
