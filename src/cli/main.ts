@@ -1,1 +1,93 @@
-export const main = async (a: string[]): Promise<number> => { console.log('hi', a); return 0; };
+/**
+ * The rocmflow CLI entry: picks the command, sets up cancellation, prints
+ * errors on one line, and is the only place that decides exit codes
+ * (0 ok, 1 a task failed, 2 usage or config error).
+ */
+import { isRocmflowError } from '../errors.js';
+import type { Command, CommandIO } from './command.js';
+import { nearest } from '../config/schema.js';
+import { COMMANDS } from './commands/index.js';
+
+function makeIO(signal: AbortSignal): CommandIO {
+  const color = !!process.stdout.isTTY && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
+  return {
+    out: (line) => process.stdout.write(line + '\n'),
+    err: (line) => process.stderr.write(line + '\n'),
+    cwd: process.cwd(),
+    env: process.env,
+    color,
+    signal,
+  };
+}
+
+function help(commands: readonly Command[]): string {
+  const w = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'rocmflow: build, trace, trim and package minimal llama.cpp runtimes, with a content cache',
+    '',
+    'usage: rocmflow <command> [options]',
+    '',
+    ...commands.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
+    '',
+    'rocmflow <command> --help shows its options. --debug prints stack traces.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const ac = new AbortController();
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    process.stderr.write(`\nrocmflow: ${sig}: stopping running tasks (again to force)\n`);
+    ac.abort(new Error(`interrupted by ${sig}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const io = makeIO(ac.signal);
+  const debug = argv.includes('--debug');
+  const json = argv.includes('--json');
+  const [name, ...rest] = argv;
+  try {
+    if (!name || name === '--help' || name === '-h' || name === 'help') {
+      io.out(help(COMMANDS));
+      return name ? 0 : 2;
+    }
+    if (name === '--version' || name === '-V') {
+      const pkg = (await import('../../package.json', { with: { type: 'json' } })).default;
+      io.out(pkg.version);
+      return 0;
+    }
+    const cmd = COMMANDS.find((c) => c.name === name);
+    if (!cmd) {
+      const near = nearest(name, COMMANDS.map((c) => c.name));
+      io.err(`rocmflow: unknown command "${name}"${near ? ` (did you mean "${near}"?)` : ''}; see rocmflow --help`);
+      return 2;
+    }
+    if (rest.includes('--help') || rest.includes('-h')) {
+      io.out(cmd.usage);
+      return 0;
+    }
+    return await cmd.run(rest, io);
+  } catch (e) {
+    if (isRocmflowError(e)) {
+      if (json) io.out(JSON.stringify({ type: 'error', code: e.code, message: e.message, details: e.details }));
+      io.err(`rocmflow: ${e.message}`);
+      for (const d of e.details) io.err(`  ${d}`);
+      if (debug && e.stack) io.err(e.stack);
+      return e.exitCode;
+    }
+    const err = e as Error;
+    if (ac.signal.aborted) {
+      io.err('rocmflow: interrupted');
+      return 1;
+    }
+    io.err(`rocmflow: internal error: ${err?.message ?? err}`);
+    if (debug) io.err(String(err?.stack));
+    else io.err('  (run with --debug for the stack trace)');
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

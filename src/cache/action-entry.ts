@@ -1,0 +1,28 @@
+import type { OutputManifest } from './output-manifest.js';
+
+/**
+ * An action result: what a task with a given key produced. Portable
+ * between machines (no inode numbers or local paths): this is what the
+ * remote cache stores under `ac/<key>`.
+ */
+export interface ActionEntry {
+  v: 1;
+  key: string;
+  task: string;
+  target: string;
+  manifest: OutputManifest;
+  /** Lines for the run summary. */
+  summary: string[];
+  /** Digest of the task's log blob, for `--verbose` replay. */
+  log?: string;
+  /** How long the task took when it ran (for "time saved"). */
+  durationMs: number;
+  createdAt: string;
+  rocmflowVersion: string;
+}
+
+/** Every blob an entry needs (outputs and the log). */
+export function entryBlobs(e: ActionEntry): { digest: string; size: number }[] {
+  const out = e.manifest.entries.filter((x) => x.type === 'file').map((x) => ({ digest: x.sha256!, size: x.size! }));
+  return out;
+}

@@ -1,0 +1,41 @@
+/**
+ * Everything a run reports is one of these events. The terminal reporter
+ * renders them; `--json` prints one per line.
+ */
+import type { FieldChange } from '../fingerprint/record.js';
+
+export type TaskState = 'fresh' | 'cached' | 'ran' | 'failed' | 'skipped';
+
+export type RunEvent =
+  | { type: 'plan'; target: string; targetReason: string; tasks: string[] }
+  | { type: 'start'; task: string; reason: string; changes?: FieldChange[] }
+  | {
+      type: 'task';
+      task: string;
+      state: TaskState;
+      ms: number;
+      key?: string;
+      /** For cached: `local` or `remote`. For skipped: why. For failed: the error. */
+      source?: 'local' | 'remote';
+      reason?: string;
+      error?: string;
+      details?: string[];
+      /** For ran: why it ran (the fields that changed, or "no previous run"). */
+      changes?: FieldChange[];
+    }
+  | { type: 'progress'; task: string; label: string; done: number; total?: number; unit?: string }
+  | { type: 'log'; task: string; level: 'info' | 'warn' | 'debug' | 'output'; line: string }
+  | { type: 'warning'; message: string; task?: string }
+  | {
+      type: 'summary';
+      ok: boolean;
+      ms: number;
+      target: string;
+      counts: Record<TaskState, number>;
+      failed: string[];
+      skipped: string[];
+      lines: string[];
+      logDir: string;
+    };
+
+export type EventSink = (e: RunEvent) => void;

@@ -1,0 +1,80 @@
+/**
+ * Builds a task's fingerprint record: params, env, tool versions, input
+ * file digests (via the stat cache), its code, and its dependencies'
+ * output digests.
+ */
+import { relative } from 'node:path';
+import type { CacheIndex } from '../cache/cache-index.js';
+import { digestEntries, type StatStamp } from '../fingerprint/file-digests.js';
+import { canonicalJson, sha256 } from '../fingerprint/canonical.js';
+import type { FingerprintRecord } from '../fingerprint/record.js';
+import { toolVersions } from '../fingerprint/tools.js';
+import { expandInputs } from '../fingerprint/walk.js';
+import { PACKAGE_ROOT, type LoadedTask } from '../plugin/load.js';
+import type { TaskContext, TaskInputs } from '../plugin/types.js';
+import { RocmflowError } from '../errors.js';
+
+export const ROCMFLOW_VERSION: string = (await import('../../package.json', { with: { type: 'json' } })).default.version;
+
+const codeHashes = new Map<string, Promise<string>>();
+
+/** Hash of a task's module file plus its declared `code` paths (memoised per process). */
+export function codeHash(task: LoadedTask, index: CacheIndex): Promise<string> {
+  let h = codeHashes.get(task.def.name);
+  if (!h) {
+    h = (async () => {
+      const paths = [task.file, ...(task.def.code ?? []).map((c) => `${PACKAGE_ROOT}/${c}`)];
+      const entries = expandInputs(paths, PACKAGE_ROOT, task.def.name);
+      const { digests } = await digestEntries(entries, { index });
+      return sha256(canonicalJson(entries.map((e, i) => [relative(PACKAGE_ROOT, e.path), digests[i]])));
+    })();
+    codeHashes.set(task.def.name, h);
+  }
+  return h;
+}
+
+export interface TaskFingerprint {
+  record: FingerprintRecord;
+  stamps: Record<string, StatStamp>;
+  inputs: TaskInputs;
+}
+
+export async function fingerprintTask(opts: {
+  task: LoadedTask;
+  ctx: TaskContext<unknown>;
+  index: CacheIndex;
+  depDigests: Record<string, string>;
+  previousStamps?: Record<string, StatStamp>;
+  env: NodeJS.ProcessEnv;
+  onHashProgress?: (done: number, total: number) => void;
+}): Promise<TaskFingerprint> {
+  const { task, ctx, index } = opts;
+  let inputs: TaskInputs;
+  try {
+    inputs = (await task.def.inputs?.(ctx)) ?? {};
+  } catch (e) {
+    if (e instanceof RocmflowError) throw e;
+    throw new RocmflowError('E_TASK_INPUTS', `task ${task.def.name}: inputs() failed: ${(e as Error).message}`, { cause: e });
+  }
+  const entries = expandInputs(inputs.files ?? [], ctx.projectRoot, task.def.name);
+  const { digests, stamps } = await digestEntries(entries, { index, previous: opts.previousStamps, onProgress: opts.onHashProgress });
+  const files: Record<string, string> = {};
+  entries.forEach((e, i) => (files[e.key] = digests[i]!));
+  const env: Record<string, string | null> = {};
+  for (const name of inputs.env ?? []) env[name] = opts.env[name] ?? null;
+  const record: FingerprintRecord = {
+    v: 1,
+    task: task.def.name,
+    code: await codeHash(task, index),
+    rocmflowVersion: ROCMFLOW_VERSION,
+    target: ctx.target.name,
+    params: inputs.params ?? {},
+    env,
+    tools: await toolVersions(inputs.tools ?? [], index),
+    files,
+    deps: opts.depDigests,
+    ...(inputs.uncacheable ? { uncacheable: inputs.uncacheable } : {}),
+  };
+  return { record, stamps, inputs };
+}
+

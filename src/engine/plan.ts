@@ -1,0 +1,64 @@
+/**
+ * Plans a run without running anything (`--dry-run`, `explain`): for each
+ * task, would it be fresh, restored from the cache, or run, and why.
+ */
+import type { ActionEntry } from '../cache/action-entry.js';
+import { diskMatches, manifestDigest } from '../cache/output-manifest.js';
+import { diffRecords, fingerprintKey, type FieldChange, type FingerprintRecord } from '../fingerprint/record.js';
+import { Executor, type ExecutorOptions, type TaskStateRecord } from './executor.js';
+import { fingerprintTask } from './fingerprint-task.js';
+
+export interface PlannedTask {
+  task: string;
+  state: 'fresh' | 'cached' | 'run';
+  reason: string;
+  changes: FieldChange[];
+  key?: string;
+  record?: FingerprintRecord;
+  previous?: FingerprintRecord;
+}
+
+export async function planRun(o: Omit<ExecutorOptions, 'emit' | 'runId'>): Promise<PlannedTask[]> {
+  const exec = new Executor({ ...o, emit: () => {}, runId: 'plan' });
+  const digests = new Map<string, string | null>();
+  const plan: PlannedTask[] = [];
+  for (const name of o.graph.order) {
+    const task = o.registry.tasks.get(name)!;
+    const ctx = exec.taskContext(name);
+    const prev = await o.index.get<TaskStateRecord>('state', Executor.stateKey(o.target.name, name));
+    const unknownDep = o.graph.deps(name).find((d) => digests.get(d) == null);
+    if (unknownDep) {
+      plan.push({ task: name, state: 'run', reason: `dependency ${unknownDep} will run`, changes: [], previous: prev?.record });
+      digests.set(name, null);
+      continue;
+    }
+    const depDigests = Object.fromEntries(o.graph.deps(name).map((d) => [d, digests.get(d)!]));
+    const fp = await fingerprintTask({ task, ctx, index: o.index, depDigests, previousStamps: prev?.stamps, env: o.env });
+    const key = fingerprintKey(fp.record);
+    const outputs = exec.outputsOf(task.def, name);
+    const outDir = Executor.outDir(o.config, o.target.name, name);
+    const changes = prev ? diffRecords(prev.record, fp.record) : [];
+    const base = { task: name, key, record: fp.record, previous: prev?.record, changes };
+    if (o.force.has(name)) {
+      plan.push({ ...base, state: 'run', reason: 'forced' });
+      digests.set(name, null);
+    } else if (fp.record.uncacheable) {
+      plan.push({ ...base, state: 'run', reason: `uncacheable: ${fp.record.uncacheable}` });
+      digests.set(name, null);
+    } else if (prev?.key === key && diskMatches(outDir, outputs, prev.disk)) {
+      plan.push({ ...base, state: 'fresh', reason: 'up to date' });
+      digests.set(name, prev.manifestDigest);
+    } else {
+      const entry = await o.index.get<ActionEntry>('action', key);
+      if (entry) {
+        plan.push({ ...base, state: 'cached', reason: prev?.key === key ? 'outputs changed on disk; restore from cache' : 'restore from cache' });
+        digests.set(name, manifestDigest(entry.manifest));
+      } else {
+        const reason = !prev ? 'no previous run' : changes.length ? changes.map((c) => c.field).join(', ') : 'outputs changed on disk';
+        plan.push({ ...base, state: 'run', reason });
+        digests.set(name, null);
+      }
+    }
+  }
+  return plan;
+}

@@ -1,0 +1,76 @@
+/**
+ * File digests with a stat cache: a file whose (device, inode, size, mtime,
+ * ctime) are unchanged is not read again. Two levels: the caller's own
+ * previous record (no lookups at all), then the shared stat cache in the
+ * index.
+ */
+import type { CacheIndex } from '../cache/cache-index.js';
+import { hashFiles } from './hash-pool.js';
+import type { InputEntry } from './walk.js';
+
+/** What the stat cache remembers per file. */
+export interface StatStamp {
+  size: number;
+  mtimeNs: string;
+  ctimeNs: string;
+  ino: string;
+  dev: string;
+  digest: string;
+}
+
+export function stampMatches(s: StatStamp | undefined, e: InputEntry): boolean {
+  return !!s && s.size === e.size && s.mtimeNs === String(e.mtimeNs) && s.ctimeNs === String(e.ctimeNs) && s.ino === String(e.ino) && s.dev === String(e.dev);
+}
+
+/**
+ * Digest of each entry (`link:<target>` for symlinks), reusing `previous`
+ * stamps (keyed by entry key) and the index's stat cache.
+ */
+export async function digestEntries(
+  entries: readonly InputEntry[],
+  opts: { index: CacheIndex; previous?: Record<string, StatStamp>; onProgress?: (done: number, total: number) => void },
+): Promise<{ digests: string[]; stamps: Record<string, StatStamp>; hashedBytes: number }> {
+  const digests: string[] = new Array(entries.length);
+  const stamps: Record<string, StatStamp> = {};
+  const todo: number[] = [];
+  entries.forEach((e, i) => {
+    if (e.type === 'symlink') digests[i] = `link:${e.linkTarget}`;
+    else if (stampMatches(opts.previous?.[e.key], e)) {
+      digests[i] = opts.previous![e.key]!.digest;
+      stamps[e.key] = opts.previous![e.key]!;
+    } else todo.push(i);
+  });
+  if (todo.length === 0) return { digests, stamps, hashedBytes: 0 };
+
+  const statKey = (e: InputEntry) => `${e.dev}:${e.ino}`;
+  const cached = await opts.index.getMany<StatStamp>('stat', todo.map((i) => statKey(entries[i]!)));
+  const toHash: number[] = [];
+  todo.forEach((i, k) => {
+    const e = entries[i]!;
+    if (stampMatches(cached[k], e)) {
+      digests[i] = cached[k]!.digest;
+      stamps[e.key] = cached[k]!;
+    } else toHash.push(i);
+  });
+  let hashedBytes = 0;
+  if (toHash.length) {
+    const total = toHash.reduce((a, i) => a + entries[i]!.size, 0);
+    const res = await hashFiles(toHash.map((i) => entries[i]!), { onProgress: (b) => opts.onProgress?.(b, total) });
+    const fresh: { key: string; value: StatStamp }[] = [];
+    toHash.forEach((i, k) => {
+      const e = entries[i]!;
+      const r = res[k]!;
+      hashedBytes += r.size;
+      digests[i] = r.digest;
+      const stamp: StatStamp = { size: e.size, mtimeNs: String(e.mtimeNs), ctimeNs: String(e.ctimeNs), ino: String(e.ino), dev: String(e.dev), digest: r.digest };
+      // a file modified in the same clock tick as we read it could change
+      // unseen; don't remember stamps that are this fresh (git's racy-clean rule)
+      if (BigInt(Date.now()) * 1_000_000n - e.mtimeNs > 2_000_000_000n) {
+        stamps[e.key] = stamp;
+        fresh.push({ key: statKey(e), value: stamp });
+      }
+    });
+    await opts.index.setMany('stat', fresh);
+  }
+  return { digests, stamps, hashedBytes };
+}

@@ -1,0 +1,63 @@
+/**
+ * The fingerprint record: every field that decides whether a task reruns.
+ * Its key is the SHA-256 of its canonical JSON; the record itself is stored
+ * so `rocmflow explain` can say which field changed.
+ */
+import type { Json } from '../plugin/types.js';
+import { canonicalJson, sha256 } from './canonical.js';
+
+export interface FingerprintRecord {
+  /** Record format version. */
+  v: 1;
+  task: string;
+  /** SHA-256 of the task's module source and its declared `code` paths. */
+  code: string;
+  rocmflowVersion: string;
+  target: string;
+  params: Record<string, Json>;
+  env: Record<string, string | null>;
+  tools: Record<string, string>;
+  /** Input file key → sha256 (or `link:<target>` for symlinks). */
+  files: Record<string, string>;
+  /** Dependency name → digest of its output manifest. */
+  deps: Record<string, string>;
+  /** Set when the task cannot be cached: why. */
+  uncacheable?: string;
+}
+
+export function fingerprintKey(record: FingerprintRecord): string {
+  return sha256(canonicalJson(record));
+}
+
+export interface FieldChange {
+  field: string;
+  before: string;
+  after: string;
+}
+
+const show = (v: unknown) => (v === undefined ? '(none)' : typeof v === 'string' ? v : canonicalJson(v));
+const short = (s: string) => (s.length > 120 ? `${s.slice(0, 117)}...` : s);
+
+/** Field-level differences between a previous and a current record, most specific first. */
+export function diffRecords(before: FingerprintRecord, after: FingerprintRecord): FieldChange[] {
+  const changes: FieldChange[] = [];
+  const cmp = (field: string, a: unknown, b: unknown) => {
+    if (canonicalJson(a) !== canonicalJson(b)) changes.push({ field, before: short(show(a)), after: short(show(b)) });
+  };
+  const maps: (keyof FingerprintRecord & ('params' | 'env' | 'tools' | 'files' | 'deps'))[] = ['files', 'params', 'env', 'tools', 'deps'];
+  for (const m of maps) {
+    const a = before[m] as Record<string, unknown>;
+    const b = after[m] as Record<string, unknown>;
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const label = m === 'files' ? (k in a ? (k in b ? 'changed' : 'removed') : 'added') : '';
+      if (m === 'files') {
+        if (a[k] !== b[k]) changes.push({ field: `file ${k} (${label})`, before: short(show(a[k])), after: short(show(b[k])) });
+      } else cmp(`${m === 'deps' ? 'dependency' : m.replace(/s$/, '')} ${k}`, a[k], b[k]);
+    }
+  }
+  cmp('task code', before.code, after.code);
+  cmp('rocmflow version', before.rocmflowVersion, after.rocmflowVersion);
+  cmp('target', before.target, after.target);
+  cmp('uncacheable', before.uncacheable, after.uncacheable);
+  return changes;
+}

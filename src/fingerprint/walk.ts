@@ -1,0 +1,89 @@
+/**
+ * Expands declared input files (paths, directories, globs) into a sorted
+ * list of entries with their lstat, without following symlinks.
+ */
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { RocmflowError } from '../errors.js';
+import { globToRegExp, isGlob } from '../util/glob.js';
+
+export interface InputEntry {
+  /** Absolute path. */
+  path: string;
+  /** How the fingerprint names it: relative to the project root when inside it, else absolute. */
+  key: string;
+  type: 'file' | 'symlink';
+  size: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  ino: bigint;
+  dev: bigint;
+  mode: number;
+  linkTarget?: string;
+}
+
+function entryOf(path: string, st: Stats & { mtimeNs?: bigint }, root: string): InputEntry | null {
+  const key = path.startsWith(root + sep) ? relative(root, path) : path;
+  const big = st as unknown as { mtimeNs: bigint; ctimeNs: bigint; ino: bigint; dev: bigint; size: bigint; mode: bigint };
+  if (st.isSymbolicLink())
+    return { path, key, type: 'symlink', size: 0, mtimeNs: big.mtimeNs, ctimeNs: big.ctimeNs, ino: big.ino, dev: big.dev, mode: Number(big.mode), linkTarget: readlinkSync(path) };
+  if (st.isFile())
+    return { path, key, type: 'file', size: Number(big.size), mtimeNs: big.mtimeNs, ctimeNs: big.ctimeNs, ino: big.ino, dev: big.dev, mode: Number(big.mode) };
+  return null;
+}
+
+function walkDir(dir: string, root: string, out: InputEntry[], filter?: RegExp, base?: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    throw new RocmflowError('E_INPUT', `cannot read input directory ${dir}: ${(e as Error).message}`);
+  }
+  for (const name of names) {
+    const p = join(dir, name);
+    const st = lstatSync(p, { bigint: true }) as unknown as Stats;
+    if (st.isDirectory()) walkDir(p, root, out, filter, base);
+    else {
+      if (filter && !filter.test(relative(base!, p))) continue;
+      const e = entryOf(p, st, root);
+      if (e) out.push(e);
+    }
+  }
+}
+
+/**
+ * Expand `patterns` against `root`. A missing plain path is an error naming
+ * the task; a glob that matches nothing is fine (the empty set is hashed).
+ */
+export function expandInputs(patterns: readonly string[], root: string, task: string): InputEntry[] {
+  const out: InputEntry[] = [];
+  for (const pattern of patterns) {
+    const abs = isAbsolute(pattern) ? pattern : resolve(root, pattern);
+    if (isGlob(pattern)) {
+      // walk from the longest glob-free prefix
+      const parts = abs.split('/');
+      const i = parts.findIndex((p) => isGlob(p));
+      const base = parts.slice(0, i).join('/') || '/';
+      const re = globToRegExp(parts.slice(i).join('/'));
+      try {
+        if (lstatSync(base).isDirectory()) walkDir(base, root, out, re, base);
+      } catch {
+        /* no base directory: no matches */
+      }
+      continue;
+    }
+    let st: Stats;
+    try {
+      st = lstatSync(abs, { bigint: true }) as unknown as Stats;
+    } catch {
+      throw new RocmflowError('E_INPUT', `task ${task}: input ${pattern} does not exist`);
+    }
+    if (st.isDirectory()) walkDir(abs, root, out);
+    else {
+      const e = entryOf(abs, st, root);
+      if (e) out.push(e);
+    }
+  }
+  out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return out.filter((e, i) => i === 0 || out[i - 1]!.key !== e.key);
+}
