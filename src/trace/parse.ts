@@ -1,0 +1,133 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { RocmflowError } from '../errors.js';
+import { AccessCollector } from './access-collector.js';
+import { CallJoiner, UNPREFIXED_PID, type TraceEvent } from './call-joiner.js';
+import { unescapeStrace } from './strace-string.js';
+import type { TraceParse } from './trace-parse.js';
+
+export type { TraceParse } from './trace-parse.js';
+
+/** Options for parsing one strace log. */
+export interface ParseOptions {
+  /** Working directory of the first process, when the log does not show it (`-y` shows it as `AT_FDCWD</cwd>`). */
+  cwd?: string;
+  /** Pid of unprefixed lines (the pid of a `-ff` file); defaults to 0. */
+  pid?: number;
+  /** Name used in messages (`file:line: ...`). @default "<trace>" */
+  file?: string;
+}
+
+/**
+ * Streaming parser: feed lines as strace writes them, then call `finish()`.
+ * Lines of one log must come in order; `parseTraceFiles` merges `-ff` logs.
+ */
+export class TraceParser {
+  private readonly collector: AccessCollector;
+  private readonly joiner: CallJoiner;
+
+  constructor(opts: ParseOptions = {}) {
+    this.collector = new AccessCollector({ cwd: opts.cwd });
+    this.joiner = new CallJoiner(opts.file ?? '<trace>', opts.pid ?? UNPREFIXED_PID);
+  }
+
+  push(line: string): void {
+    for (const ev of this.joiner.push(line)) applyEvent(this.collector, ev);
+  }
+
+  finish(): TraceParse {
+    this.joiner.finish();
+    return withWarnings(this.collector.result(), this.joiner.warnings);
+  }
+}
+
+/** Parse the text of one strace log (with or without pid prefixes). */
+export function parseTrace(text: string, opts: ParseOptions = {}): TraceParse {
+  const parser = new TraceParser({ ...opts, cwd: opts.cwd ?? firstCwd(text) });
+  for (const line of text.split('\n')) parser.push(line);
+  return parser.finish();
+}
+
+/**
+ * Parse a log file, or the per-pid files of `strace -ff -o PREFIX`
+ * (`PREFIX.<pid>`; pass the files, or just PREFIX). Per-pid files are merged
+ * by timestamp when they have them (`-ttt`), else taken parent-first in pid order.
+ */
+export async function parseTraceFiles(paths: string[], opts: { cwd?: string } = {}): Promise<TraceParse> {
+  const files = await expandPaths(paths);
+  const texts = await Promise.all(files.map((f) => readFile(f.path, 'utf8')));
+  if (files.length === 1) return parseTrace(texts[0]!, { cwd: opts.cwd, pid: files[0]!.pid, file: files[0]!.path });
+
+  const collector = new AccessCollector({ cwd: opts.cwd ?? texts.map(firstCwd).find((c) => c !== undefined) });
+  const warnings: string[] = [];
+  const all: { ev: TraceEvent; ts?: number }[] = [];
+  files.forEach((f, i) => {
+    const joiner = new CallJoiner(f.path, f.pid ?? UNPREFIXED_PID);
+    for (const line of texts[i]!.split('\n')) for (const ev of joiner.push(line)) all.push({ ev, ts: eventTs(ev) });
+    joiner.finish();
+    warnings.push(...joiner.warnings);
+  });
+  if (all.every((e) => e.ts !== undefined)) all.sort((a, b) => a.ts! - b.ts!); // Array.sort is stable
+  for (const { ev } of all) applyEvent(collector, ev);
+  return withWarnings(collector.result(), warnings);
+}
+
+function applyEvent(c: AccessCollector, ev: TraceEvent): void {
+  switch (ev.type) {
+    case 'call':
+      return c.apply(ev.call);
+    case 'first':
+      if (!c.knows(ev.pid) && ev.parent) c.adopt(ev.pid, ev.parent.pid, ev.parent.text);
+      return;
+    case 'alias':
+      return c.alias(ev.pid, ev.as);
+    case 'exit':
+      return c.exit(ev.pid);
+  }
+}
+
+function eventTs(ev: TraceEvent): number | undefined {
+  return ev.type === 'call' ? ev.call.ts : ev.type === 'alias' ? -Infinity : ev.ts;
+}
+
+function withWarnings(r: TraceParse, joinerWarnings: string[]): TraceParse {
+  return { ...r, warnings: [...joinerWarnings, ...r.warnings] };
+}
+
+/** The first `AT_FDCWD</...>` annotation: the first process's cwd under `-y`. */
+function firstCwd(text: string): string | undefined {
+  const m = /AT_FDCWD<(\/(?:[^>\\]|\\.)*)>/.exec(text);
+  return m ? unescapeStrace(m[1]!) : undefined;
+}
+
+/** A trace file and, for `-ff` files, the pid its name carries. */
+interface TraceFile {
+  path: string;
+  pid?: number;
+}
+
+async function expandPaths(paths: string[]): Promise<TraceFile[]> {
+  if (paths.length === 0) throw new RocmflowError('E_TRACE_FILE', 'no trace file given', { exitCode: 2 });
+  const out: TraceFile[] = [];
+  for (const p of paths) {
+    const dir = dirname(p);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      throw new RocmflowError('E_TRACE_FILE', `${p}: no such trace file (directory ${dir} not readable)`, { exitCode: 2 });
+    }
+    const base = basename(p);
+    if (names.includes(base)) {
+      const m = /\.(\d+)$/.exec(base);
+      out.push({ path: p, pid: m ? Number(m[1]) : undefined });
+      continue;
+    }
+    // a -ff prefix: PREFIX.<pid> files
+    const perPid = names.filter((n) => n.startsWith(base + '.') && /^\d+$/.test(n.slice(base.length + 1)));
+    if (perPid.length === 0) throw new RocmflowError('E_TRACE_FILE', `${p}: no such trace file (nor ${p}.<pid> files)`, { exitCode: 2 });
+    for (const n of perPid) out.push({ path: join(dir, n), pid: Number(n.slice(base.length + 1)) });
+  }
+  if (out.length > 1) out.sort((a, b) => (a.pid ?? -1) - (b.pid ?? -1));
+  return out;
+}
