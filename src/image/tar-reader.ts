@@ -54,6 +54,8 @@ export async function extractTar(stream: Readable, dest: string, opts: ExtractOp
     const rawName = pax.path ?? (prefix ? `${prefix}/${cstr(h, 0, 100)}` : cstr(h, 0, 100));
     const target = pax.linkpath ?? cstr(h, 157, 100);
     pax = {};
+    // GNU tar archives the top directory itself as "./"
+    if (type === '5' && rawName.split('/').every((x) => x === '' || x === '.')) continue;
     const path = safePath(rawName, unsafe);
     const mode = octal(h, 100, 8) & 0o7777;
     const mtime = octal(h, 136, 12);
