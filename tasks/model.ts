@@ -26,30 +26,41 @@ const custom = (describe: string, test: (v: string) => boolean, expected: string
 
 const positive = () => s.optional(s.number({ integer: true, min: 1 }));
 
+const urlSource = s.object({
+  url: custom('an http(s) URL', (u) => /^https?:\/\/[^/]/i.test(u), 'expected an http:// or https:// URL'),
+  sha256: custom('a sha256', (h) => /^[0-9a-f]{64}$/i.test(h), 'expected a sha256 (64 hex digits)'),
+});
+
+const tinySource = s.object({
+  tiny: s.object({
+    vocab: s.optional(s.string()),
+    seed: s.optional(s.number({ integer: true, min: 0, max: 0xffffffff })),
+    layers: positive(),
+    embd: positive(),
+    heads: positive(),
+    ff: positive(),
+    contextLength: positive(),
+    weightType: s.optional(s.literal('F32', 'F16', 'Q8_0')),
+  }),
+});
+
+type Source = NonNullable<ModelSourceOptions['source']>;
+
+// Dispatch on the object's key rather than trying each form, so a bad URL
+// is reported as a bad URL and not as "tiny: required".
+const source: s.Schema<Source> = {
+  describe: 'a path, { url, sha256 } or { tiny: { ... } }',
+  parse(v, p) {
+    if (typeof v === 'string') return v;
+    if (s.isPlainObject(v) && 'url' in v) return urlSource.parse(v, p);
+    if (s.isPlainObject(v) && 'tiny' in v) return tinySource.parse(v, p);
+    throw new s.SchemaError(p, 'expected a path to a .gguf file or a folder, { url, sha256 }, or { tiny: { ... } }');
+  },
+};
+
 /** `tasks.model` options. */
 export const modelOptions: s.Schema<ModelSourceOptions> = s.object({
-  source: s.optional(
-    s.union<NonNullable<ModelSourceOptions['source']>>(
-      'a path, { url, sha256 } or { tiny: { ... } }',
-      s.string(),
-      s.object({
-        url: custom('an http(s) URL', (u) => /^https?:\/\/[^/]/i.test(u), 'expected an http:// or https:// URL'),
-        sha256: custom('a sha256', (h) => /^[0-9a-f]{64}$/i.test(h), 'expected a sha256 (64 hex digits)'),
-      }),
-      s.object({
-        tiny: s.object({
-          vocab: s.optional(s.string()),
-          seed: s.optional(s.number({ integer: true, min: 0, max: 0xffffffff })),
-          layers: positive(),
-          embd: positive(),
-          heads: positive(),
-          ff: positive(),
-          contextLength: positive(),
-          weightType: s.optional(s.literal('F32', 'F16', 'Q8_0')),
-        }),
-      }),
-    ),
-  ),
+  source: s.optional(source),
   name: s.optional(s.string()),
   vocab: s.optional(s.string()),
 });
