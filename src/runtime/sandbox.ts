@@ -12,7 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
 import { missingTool, RocmflowError } from '../errors.js';
@@ -57,8 +57,8 @@ export interface SandboxOptions {
 export interface SandboxCommand {
   argv: string[];
   method: 'bwrap' | 'chroot';
-  /** chroot only: host directories that must exist as mount points (runSandboxed creates them). */
-  mountPoints: string[];
+  /** chroot only: host mount points that must exist (runSandboxed creates them in a plain root: files for file binds). */
+  mountPoints: { path: string; file: boolean }[];
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -195,8 +195,8 @@ function chrootArgv(opts: SandboxOptions, layout: RootLayout): SandboxCommand {
   if (!unshare) throw missingTool('unshare', 'apt install util-linux');
   const root = layout.base;
   const at = (p: string) => (root === '/' ? p : posix.join(root, p));
-  const mountPoints = ['/dev', '/proc', '/sys', '/tmp'].map(at);
-  if (!opts.root && mountPoints.some((p) => !exists(p)))
+  const mountPoints = ['/dev', '/proc', '/sys', '/tmp'].map((p) => ({ path: at(p), file: false }));
+  if (!opts.root && mountPoints.some((p) => !exists(p.path)))
     throw new RocmflowError('E_SANDBOX', `chroot needs /dev, /proc, /sys and /tmp in ${root} (install bubblewrap)`);
   const lines = ['set -e'];
   lines.push(`mount --rbind /dev ${sq(at('/dev'))}`, `mount -t proc proc ${sq(at('/proc'))}`);
@@ -209,7 +209,7 @@ function chrootArgv(opts: SandboxOptions, layout: RootLayout): SandboxCommand {
     // a plain root gets its mount points created; a layout's base (often the host's /) is never written to
     if (!opts.root && !exists(at(m.dest)))
       throw new RocmflowError('E_SANDBOX', `chroot cannot mount ${m.source} at ${m.dest}: no such directory in ${root} (install bubblewrap)`);
-    mountPoints.push(at(m.dest));
+    mountPoints.push({ path: at(m.dest), file: !statSync(m.source).isDirectory() });
     lines.push(`mount --bind ${sq(m.source)} ${sq(at(m.dest))}`);
     if (!m.rw) lines.push(`mount -o remount,bind,ro ${sq(at(m.dest))}`);
   }
@@ -238,7 +238,11 @@ export async function runSandboxed(
   opts: SandboxOptions & { signal?: AbortSignal; stdin?: string; killAfterMs?: number },
 ): Promise<SandboxResult> {
   const cmd = sandboxArgv(opts);
-  for (const p of cmd.mountPoints) await mkdir(p, { recursive: true });
+  for (const p of cmd.mountPoints) {
+    if (exists(p.path)) continue;
+    await mkdir(p.file ? posix.dirname(p.path) : p.path, { recursive: true });
+    if (p.file) await writeFile(p.path, '');
+  }
   const [exe, ...args] = cmd.argv;
   const tool = which(exe!) ?? exe!;
   return await new Promise<SandboxResult>((resolve, reject) => {

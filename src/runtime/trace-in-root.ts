@@ -3,20 +3,19 @@
  * strace-kit.ts), so every path in the log is an in-root path, the same
  * paths the closure resolves against the layout.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RocmflowError } from '../errors.js';
 import { parseTraceFiles, type TraceParse } from '../trace/parse.js';
+import { straceArgs } from '../trace/run.js';
 import { runSandboxed, type SandboxOptions, type SandboxResult } from './sandbox.js';
 import { straceKit } from './strace-kit.js';
 
-/** strace's options for closures: follow forks, fd paths, full strings, file and process calls. */
-export const DEFAULT_STRACE_ARGS = ['-f', '-qq', '-y', '-s', '4096', '-e', 'trace=%file,%process,fchdir,close'];
-
 export interface TraceInRootOptions extends SandboxOptions {
-  /** strace options before `-o`; @default DEFAULT_STRACE_ARGS */
-  straceArgs?: string[];
-  /** Write per-pid logs (`-ff`). */
+  /** More strace options (e.g. `--seccomp-bpf`). */
+  extraStraceArgs?: string[];
+  /** Write per-pid logs (`-ff -ttt`). */
   perPid?: boolean;
   /** Keep the logs in this host directory (bound into the sandbox at the same path); a temp dir otherwise, removed after parsing. */
   logDir?: string;
@@ -37,15 +36,22 @@ export async function traceInRoot(opts: TraceInRootOptions): Promise<TraceInRoot
   const dir = opts.logDir ?? (await mkdtemp(join(tmpdir(), 'rocmflow-trace-')));
   const log = join(dir, 'trace.log');
   try {
-    const args = [...(opts.straceArgs ?? DEFAULT_STRACE_ARGS), ...(opts.perPid ? ['-ff'] : []), '-o', log];
     const run = await runSandboxed({
       ...opts,
       binds: [...(opts.binds ?? []), ...kit.binds, { source: dir, dest: dir, rw: true }],
-      command: [...kit.prefix, ...args, '--', ...opts.command],
+      command: [...kit.prefix, ...straceArgs({ logPath: log, perPid: opts.perPid, extraArgs: opts.extraStraceArgs }, opts.command)],
     });
+    const logs = (await readdir(dir)).filter((n) => n === 'trace.log' || n.startsWith('trace.log.'));
+    if (logs.length === 0)
+      throw new RocmflowError('E_TRACE_RUN', `strace wrote no log tracing ${opts.command[0]} (exit ${run.exitCode}): ${lastLine(run.stderr)}`);
     const trace = await parseTraceFiles([log], { cwd: opts.cwd ?? '/' });
     return { run, trace, log };
   } finally {
     if (!opts.logDir) await rm(dir, { recursive: true, force: true });
   }
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split('\n');
+  return lines[lines.length - 1] || '(no output)';
 }
