@@ -217,6 +217,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
       const cause = await Promise.race([d.finished().then(() => null, (x: unknown) => x), new Promise((r) => setTimeout(r, 2000, null))]);
       if (cause) throw cause;
       if (e instanceof TarFormatError) throw new RocmflowError('E_BAD_ARCHIVE', `cannot read ${archive}: ${e.message}`);
+      if (/^Z_/.test(String((e as { code?: unknown })?.code))) throw new RocmflowError('E_BAD_ARCHIVE', `cannot decompress ${archive}: ${(e as Error).message}`);
       throw e;
     } finally {
       d.destroy();
