@@ -1,0 +1,100 @@
+/**
+ * NVIDIA GPUs through CUDA. Detection asks nvidia-smi; the compute
+ * capability comes from it or from `targets.cuda.computeCapability`. The
+ * driver's user-space libraries (libcuda, libnvidia-*) belong to the host's
+ * driver version: they are mounted from the host at run time, never bundled.
+ */
+import { defineTarget, s, type TargetContext } from '../src/plugin/index.js';
+import { cudaArchFromComputeCapability, queryNvidia } from '../src/gpu/nvidia.js';
+import { parseTargetOptions } from '../src/gpu/target-options.js';
+
+/** Options under `targets.cuda`. */
+export interface CudaTargetOptions {
+  /** e.g. "8.9"; overrides what nvidia-smi reports (needed to build without the GPU). */
+  computeCapability?: string;
+  /** The CUDA toolkit. @default "/usr/local/cuda" */
+  cudaPath?: string;
+  /** Use this CUDA device index instead of the first GPU. */
+  device?: number;
+}
+
+const computeCapabilitySchema: s.Schema<string> = {
+  describe: 'a compute capability such as "8.9"',
+  parse: (v, p) => {
+    if (typeof v !== 'string' || !/^\d+\.\d+$/.test(v)) throw new s.SchemaError(p, 'expected a compute capability such as "8.9"');
+    return v;
+  },
+};
+
+const optionsSchema = s.object({
+  computeCapability: s.optional(computeCapabilitySchema),
+  cudaPath: s.optional(s.string()),
+  device: s.optional(s.number({ integer: true, min: 0 })),
+});
+
+const parse = (options: unknown) => parseTargetOptions('cuda', optionsSchema, options);
+
+function computeCapability(ctx: TargetContext): string | undefined {
+  const opts = parse(ctx.options);
+  if (opts.computeCapability) return opts.computeCapability;
+  const cc = ctx.detection?.facts?.computeCapability;
+  return typeof cc === 'string' ? cc : undefined;
+}
+
+export default defineTarget({
+  name: 'cuda',
+  family: 'cuda',
+  description: 'NVIDIA GPU with the CUDA toolkit (compute capability from nvidia-smi or config)',
+  runtime: { kind: 'dir', path: '/usr/local/cuda' },
+  async detect(ctx) {
+    const opts = parse(ctx.options);
+    const q = await queryNvidia({ env: ctx.env });
+    if (!q.available) return { found: false, description: q.reason ?? 'nvidia-smi not available' };
+    if (q.gpus.length === 0) return { found: false, description: 'nvidia-smi lists no GPU' };
+    const gpu = opts.device !== undefined ? q.gpus.find((g) => g.index === opts.device) : q.gpus[0];
+    if (!gpu) return { found: false, description: `targets.cuda.device ${opts.device} not found (nvidia-smi lists ${q.gpus.length} GPU(s))` };
+    return {
+      found: true,
+      description: `${gpu.name} (compute ${gpu.computeCapability ?? 'unknown'}) at CUDA device ${gpu.index} of ${q.gpus.length}`,
+      deviceIndex: gpu.index,
+      facts: {
+        name: gpu.name,
+        computeCapability: gpu.computeCapability,
+        memoryTotalBytes: gpu.memoryTotalBytes,
+        gpuCount: q.gpus.length,
+      },
+    };
+  },
+  cmakeFlags(ctx) {
+    const opts = parse(ctx.options);
+    const flags = ['-DGGML_CUDA=ON', '-DCMAKE_BUILD_TYPE=Release'];
+    const cc = computeCapability(ctx);
+    // without a known capability llama.cpp builds its default list of architectures
+    if (cc) flags.push(`-DCMAKE_CUDA_ARCHITECTURES=${cudaArchFromComputeCapability(cc)}`);
+    const count = ctx.detection?.facts?.gpuCount;
+    // NCCL (181 MB) only serves multi-GPU splits; we pin one device
+    if (typeof count !== 'number' || count <= 1) flags.push('-DGGML_CUDA_NCCL=OFF');
+    const root = ctx.runtimeRoot ?? opts.cudaPath;
+    if (root) flags.push(`-DCUDAToolkit_ROOT=${root}`, `-DCMAKE_CUDA_COMPILER=${root}/bin/nvcc`);
+    return flags;
+  },
+  env(ctx) {
+    const opts = parse(ctx.options);
+    const index = opts.device ?? (ctx.detection?.found ? ctx.detection.deviceIndex : undefined);
+    // PCI bus order matches nvidia-smi's numbering; CUDA's default (fastest first) may not
+    const env: Record<string, string> = {};
+    if (index !== undefined) Object.assign(env, { CUDA_DEVICE_ORDER: 'PCI_BUS_ID', CUDA_VISIBLE_DEVICES: String(index) });
+    return env;
+  },
+  devices: ['/dev/nvidia[0-9]*', '/dev/nvidiactl', '/dev/nvidia-uvm*', '/dev/nvidia-modeset'],
+  keep: [],
+  drop: ['**/include/**', '**/*.a', '**/share/doc/**', '**/share/man/**', '**/doc/**'],
+  hostProvided: ['libcuda.so*', 'libnvidia-*', 'libnvcuvid*', 'libnvoptix*'],
+  tools: {
+    'nvidia-smi': 'install the NVIDIA driver (apt install nvidia-driver)',
+    strace: 'apt install strace',
+    bwrap: 'apt install bubblewrap',
+    cmake: 'apt install cmake',
+    git: 'apt install git',
+  },
+});

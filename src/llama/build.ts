@@ -1,0 +1,236 @@
+/**
+ * Builds llama.cpp for a target: resolve and check out the source, check the
+ * toolchain, configure and build with CMake (ccache when present), install a
+ * relocatable `llama/bin/`, and record what went in (`build-info.json`) and
+ * everything the tools printed (`build.log`). The task in
+ * tasks/build-llama.ts is a thin wrapper, so this runs without the engine.
+ */
+import { createWriteStream, existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import * as s from '../config/schema.js';
+import type { DepResult, Json, Logger, Progress, ResolvedTarget, TaskInputs } from '../plugin/types.js';
+import { execStreaming } from './exec.js';
+import { installLlama, type InstallResult } from './install.js';
+import { DEFAULT_LLAMA_SOURCE, prepareSource, resolveSource, sourceSpecSchema, type SourceSpec } from './source.js';
+import { checkToolchain, type Toolchain } from './toolchain.js';
+
+/** `tasks.build-llama` options, defaults filled. */
+export interface BuildLlamaOptions {
+  /** @default upstream git at the pinned commit */
+  source: SourceSpec;
+  /** Appended after the target's flags (so they win). @default [] */
+  cmakeFlags: string[];
+  /** CMake build targets. @default ["llama-server", "llama-cli", "llama-completion"] */
+  targets: string[];
+  /** Parallel compile jobs. @default the machine's available parallelism */
+  jobs?: number;
+  /** @default "Release" */
+  buildType: string;
+}
+
+export const DEFAULT_BUILD_TARGETS = ['llama-server', 'llama-cli', 'llama-completion'];
+
+const rawSchema = s.object({
+  source: s.optional(sourceSpecSchema),
+  cmakeFlags: s.optional(s.array(s.string())),
+  targets: s.optional(s.array(s.string())),
+  jobs: s.optional(s.number({ integer: true, min: 1 })),
+  buildType: s.optional(s.literal('Release', 'RelWithDebInfo', 'Debug', 'MinSizeRel')),
+});
+
+/** Validates `tasks.build-llama` and fills the defaults. */
+export const buildLlamaOptionsSchema: s.Schema<BuildLlamaOptions> = {
+  describe: 'an object',
+  parse(v, p) {
+    const o = rawSchema.parse(v, p);
+    return {
+      source: o.source ?? DEFAULT_LLAMA_SOURCE,
+      cmakeFlags: o.cmakeFlags ?? [],
+      targets: o.targets && o.targets.length ? o.targets : DEFAULT_BUILD_TARGETS,
+      ...(o.jobs !== undefined ? { jobs: o.jobs } : {}),
+      buildType: o.buildType ?? 'Release',
+    };
+  },
+};
+
+/** The flags that describe the build (without machine paths): what the fingerprint covers. */
+export function buildFlags(target: ResolvedTarget, options: BuildLlamaOptions, runtimeRoot?: string): string[] {
+  const ctx = { detection: target.detection, options: target.options, ...(runtimeRoot ? { runtimeRoot } : {}) };
+  return [
+    '-DBUILD_SHARED_LIBS=ON',
+    '-DLLAMA_BUILD_TESTS=OFF',
+    '-DLLAMA_BUILD_EXAMPLES=OFF',
+    // link everything with RUNPATH $ORIGIN: the installed bin/ is relocatable
+    '-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON',
+    '-DCMAKE_INSTALL_RPATH=$ORIGIN',
+    ...target.definition.cmakeFlags(ctx),
+    `-DCMAKE_BUILD_TYPE=${options.buildType}`,
+    ...options.cmakeFlags,
+  ];
+}
+
+/** The configure and build commands: a pure plan (printed by dry runs, tested without building). */
+export interface BuildPlan {
+  configure: string[];
+  build: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+export function planBuild(p: { sourceDir: string; buildDir: string; flags: string[]; toolchain: Toolchain; targets: string[]; jobs: number; env: NodeJS.ProcessEnv; ccacheBase?: string }): BuildPlan {
+  const launcher = p.toolchain.ccache
+    ? ['C', 'CXX', ...(p.toolchain.hip ? ['HIP'] : []), ...(p.toolchain.nvcc ? ['CUDA'] : [])].map((l) => `-DCMAKE_${l}_COMPILER_LAUNCHER=ccache`)
+    : ['-DGGML_CCACHE=OFF'];
+  const env: NodeJS.ProcessEnv = { ...p.env, ...p.toolchain.env };
+  // relative paths in ccache's hash: a rebuild in another scratch dir still hits
+  if (p.toolchain.ccache && p.ccacheBase) env.CCACHE_BASEDIR = p.ccacheBase;
+  return {
+    configure: ['-S', p.sourceDir, '-B', p.buildDir, ...(p.toolchain.ninja ? ['-G', 'Ninja'] : []), ...launcher, ...p.flags],
+    build: ['--build', p.buildDir, '--parallel', String(p.jobs), '--target', ...p.targets],
+    env,
+  };
+}
+
+/** `[12/345]` (ninja) or `[ 45%]` (make) at the start of a build line. */
+export function parseBuildProgress(line: string): { done: number; total: number } | null {
+  const n = /^\[(\d+)\/(\d+)\]/.exec(line);
+  if (n) return { done: Number(n[1]), total: Number(n[2]) };
+  const m = /^\[\s*(\d+)%\]/.exec(line);
+  if (m) return { done: Number(m[1]), total: 100 };
+  return null;
+}
+
+/** The GPU runtime root from fetch-rocm's output: `rocm.json`'s path (a `dir` source), else `rocm/`. */
+export async function runtimeRootFromDeps(deps: Readonly<Record<string, DepResult>>): Promise<string | undefined> {
+  const dep = deps['fetch-rocm'];
+  if (!dep) return undefined;
+  const pointer = join(dep.outDir, 'rocm.json');
+  if (existsSync(pointer)) {
+    const j = JSON.parse(await readFile(pointer, 'utf8')) as { path?: unknown };
+    if (typeof j.path === 'string') return j.path;
+  }
+  const dir = join(dep.outDir, 'rocm');
+  return existsSync(dir) ? dir : undefined;
+}
+
+/** What `inputs()` declares for a build. */
+export async function buildLlamaInputs(target: ResolvedTarget, options: BuildLlamaOptions, cacheDir: string, signal?: AbortSignal): Promise<TaskInputs> {
+  const source = await resolveSource(options.source, { cacheDir, signal });
+  const tools = ['cmake --version', 'cc --version', 'c++ --version'];
+  if (target.definition.family === 'rocm') tools.push('hipcc --version');
+  if (target.definition.family === 'cuda') tools.push('nvcc --version');
+  return {
+    params: {
+      target: target.name,
+      source: source.params,
+      // the runtime root itself is covered by fetch-rocm's output digest
+      flags: buildFlags(target, options),
+      targets: options.targets,
+      buildType: options.buildType,
+    },
+    env: ['CC', 'CXX', 'CFLAGS', 'CXXFLAGS', 'LDFLAGS'],
+    tools,
+  };
+}
+
+/** Everything a build needs; mirrors the task's RunContext so tests can call it directly. */
+export interface BuildLlamaParams {
+  target: ResolvedTarget;
+  options: BuildLlamaOptions;
+  /** The fetched ROCm/CUDA prefix (see runtimeRootFromDeps). */
+  runtimeRoot?: string;
+  outDir: string;
+  workDir: string;
+  cacheDir: string;
+  signal?: AbortSignal;
+  log?: Logger;
+  progress?: Progress;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Written to `build-info.json`. */
+export interface BuildInfo {
+  target: string;
+  arch: string | null;
+  source: Json;
+  commit: string | null;
+  describe: string;
+  flags: string[];
+  buildTargets: string[];
+  buildType: string;
+  runtimeRoot: string | null;
+  tools: Record<string, string>;
+  env: Record<string, string>;
+  ccache: boolean;
+  generator: string;
+  installed: InstallResult;
+  durationSeconds: number;
+}
+
+/** Build and install llama.cpp into `outDir` (`llama/`, `build-info.json`, `build.log`). */
+export async function buildLlama(p: BuildLlamaParams): Promise<BuildInfo> {
+  const started = Date.now();
+  const env = p.env ?? process.env;
+  const logFile = join(p.outDir, 'build.log');
+  const logStream = createWriteStream(logFile);
+  const write = (line: string) => logStream.write(line + '\n');
+  try {
+    const toolchain = await checkToolchain(p.target.definition, { runtimeRoot: p.runtimeRoot, env, targetOptions: p.target.options });
+    p.log?.info(`llama.cpp source: resolving ${JSON.stringify(p.options.source)}`);
+    const resolved = await resolveSource(p.options.source, { cacheDir: p.cacheDir, signal: p.signal });
+    const src = await prepareSource(p.options.source, { cacheDir: p.cacheDir, dest: join(p.workDir, 'src'), signal: p.signal, resolved });
+    p.log?.info(`llama.cpp ${src.describe} (${src.commit ?? 'local tree'})`);
+    const flags = buildFlags(p.target, p.options, p.runtimeRoot);
+    const buildDir = join(p.workDir, 'build');
+    const plan = planBuild({ sourceDir: src.dir, buildDir, flags, toolchain, targets: p.options.targets, jobs: p.options.jobs ?? availableParallelism(), env, ccacheBase: p.workDir });
+    const hint = `see ${logFile}`;
+
+    write(`$ cmake ${plan.configure.join(' ')}`);
+    await execStreaming(toolchain.cmake, plan.configure, { env: plan.env, signal: p.signal, onLine: write, what: 'llama.cpp cmake configure', hint });
+
+    write(`$ cmake ${plan.build.join(' ')}`);
+    const handle = p.progress?.start(`build llama.cpp (${p.target.name})`, { unit: 'steps' });
+    await execStreaming(toolchain.cmake, plan.build, {
+      env: plan.env,
+      signal: p.signal,
+      what: 'llama.cpp build',
+      hint,
+      onLine: (line) => {
+        write(line);
+        const pr = parseBuildProgress(line);
+        if (pr) handle?.update(pr.done, pr.total);
+      },
+    });
+    handle?.done();
+
+    const installed = await installLlama(buildDir, join(p.outDir, 'llama'), p.options.targets);
+    for (const a of installed.absoluteRunpaths) p.log?.warn(`not relocatable: RUNPATH ${a}`);
+    const recordedEnv: Record<string, string> = {};
+    for (const k of ['CC', 'CXX', 'CFLAGS', 'CXXFLAGS', 'LDFLAGS']) if (env[k] !== undefined) recordedEnv[k] = env[k]!;
+    const info: BuildInfo = {
+      target: p.target.name,
+      arch: p.target.definition.arch ?? null,
+      source: resolved.params,
+      commit: src.commit,
+      describe: src.describe,
+      flags,
+      buildTargets: p.options.targets,
+      buildType: p.options.buildType,
+      runtimeRoot: p.runtimeRoot ?? null,
+      tools: toolchain.versions,
+      env: recordedEnv,
+      ccache: toolchain.ccache !== null,
+      generator: toolchain.ninja ? 'Ninja' : 'Unix Makefiles',
+      installed,
+      durationSeconds: Math.round((Date.now() - started) / 100) / 10,
+    };
+    await writeFile(join(p.outDir, 'build-info.json'), JSON.stringify(info, null, 2) + '\n');
+    return info;
+  } catch (e) {
+    write(`error: ${(e as Error).message}`);
+    throw e;
+  } finally {
+    await new Promise<void>((r) => logStream.end(r));
+  }
+}

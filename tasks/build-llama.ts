@@ -1,0 +1,36 @@
+/**
+ * build-llama: llama.cpp built for the selected target against the GPU
+ * runtime that fetch-rocm produced. Outputs `llama/bin/` (executables and
+ * their shared libraries, RUNPATH $ORIGIN), `build-info.json` and `build.log`.
+ */
+import { defineTask } from '../src/plugin/index.js';
+import { buildLlama, buildLlamaInputs, buildLlamaOptionsSchema, runtimeRootFromDeps, type BuildLlamaOptions } from '../src/llama/build.js';
+
+export default defineTask<BuildLlamaOptions>({
+  name: 'build-llama',
+  description: 'Build llama.cpp (llama-server, llama-cli, llama-completion) for the target',
+  deps: ['fetch-rocm'],
+  options: buildLlamaOptionsSchema,
+  code: ['src/llama/build.ts', 'src/llama/source.ts', 'src/llama/toolchain.ts', 'src/llama/install.ts', 'src/llama/exec.ts', 'src/gpu/amd-target.ts'],
+  inputs: (ctx) => buildLlamaInputs(ctx.target, ctx.options, ctx.config.cacheDir),
+  outputs: ['llama', 'build-info.json', 'build.log'],
+  async run(ctx) {
+    const runtimeRoot = ctx.target.definition.family === 'cpu' ? undefined : await runtimeRootFromDeps(ctx.deps);
+    const info = await buildLlama({
+      target: ctx.target,
+      options: ctx.options,
+      runtimeRoot,
+      outDir: ctx.outDir,
+      workDir: ctx.workDir,
+      cacheDir: ctx.cacheDir,
+      signal: ctx.signal,
+      log: ctx.log,
+      progress: ctx.progress,
+    });
+    return {
+      summary: [
+        `llama.cpp ${info.describe} (${info.commit ?? 'local tree'}) for ${info.target}: ${info.installed.executables.length} executables, ${info.installed.libraries.length} libraries in ${info.durationSeconds}s`,
+      ],
+    };
+  },
+});
