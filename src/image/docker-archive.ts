@@ -24,14 +24,19 @@ export interface DockerArchiveOptions {
 
 const REPO_TAG_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$/;
 
+/** Refuse a `RepoTags` entry docker would reject, before any work is done. */
+export function checkRepoTag(tag: string): void {
+  if (!REPO_TAG_RE.test(tag))
+    throw new RocmflowError('E_BAD_REF', `docker tag ${JSON.stringify(tag)} is not valid (lowercase name[:tag], e.g. rocmflow/minimal:latest)`, { exitCode: 2 });
+}
+
 /**
  * A docker-archive (what `docker save` writes and `docker load` /
  * `podman load` read): `manifest.json`, `<config digest>.json` and one tar
  * per layer, named by diff_id.
  */
 export async function writeDockerArchive(opts: DockerArchiveOptions): Promise<void> {
-  if (!REPO_TAG_RE.test(opts.repoTag))
-    throw new RocmflowError('E_BAD_REF', `docker tag ${JSON.stringify(opts.repoTag)} is not valid (lowercase name[:tag], e.g. rocmflow/minimal:latest)`, { exitCode: 2 });
+  checkRepoTag(opts.repoTag);
   const staging = `${opts.out}.staging-${process.pid}`;
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { RocmflowError } from '../errors.js';
 import { detectCompression, openDecompressed, type Compression } from './compress.js';
 import { digestHex, sha256Of } from './digest-stream.js';
-import { writeDockerArchive } from './docker-archive.js';
+import { checkRepoTag, writeDockerArchive } from './docker-archive.js';
 import { LAYER_MEDIA_TYPES, writeLayer, type LayerInfo } from './layer.js';
 import { collectTree, type TarSource } from './tar-entries.js';
 import { defaultMtime, writeTar } from './tar-writer.js';
@@ -103,6 +103,8 @@ const REF_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 export async function writeOciImage(opts: OciImageOptions): Promise<OciImage> {
   const ref = opts.ref ?? 'latest';
   if (!REF_RE.test(ref)) throw new RocmflowError('E_BAD_REF', `image ref ${JSON.stringify(ref)} is not a valid tag (letters, digits, ".", "_", "-")`, { exitCode: 2 });
+  const repoTag = opts.repoTag ?? `rocmflow:${ref}`;
+  if (opts.dockerArchive) checkRepoTag(repoTag);
   if (!opts.layers.length) throw new RocmflowError('E_NO_LAYERS', 'an image needs at least one layer', { exitCode: 2 });
   const created = opts.created ?? defaultMtime();
   const scratch = opts.ociDir ? null : await mkdtemp(join(tmpdir(), 'rocmflow-oci-'));
@@ -160,7 +162,7 @@ export async function writeOciImage(opts: OciImageOptions): Promise<OciImage> {
         out: opts.dockerArchive,
         configBytes,
         layers,
-        repoTag: opts.repoTag ?? `rocmflow:${ref}`,
+        repoTag,
         compression: opts.dockerCompression ?? 'gzip',
         mtime: created,
         signal: opts.signal,
@@ -168,6 +170,10 @@ export async function writeOciImage(opts: OciImageOptions): Promise<OciImage> {
       result.dockerArchive = opts.dockerArchive;
     }
     return result;
+  } catch (e) {
+    // a half-written layout is worse than none: it would pass for an image
+    if (opts.ociDir && !(e instanceof RocmflowError && e.code === 'E_DEST_NOT_EMPTY')) await rm(opts.ociDir, { recursive: true, force: true });
+    throw e;
   } finally {
     if (scratch) await rm(scratch, { recursive: true, force: true });
   }

@@ -139,7 +139,8 @@ describe('snapshot', () => {
     // one flipped byte in the compressed archive: zstd's checksum or our digests catch it
     const broken = join(d, 'broken.tar.zst');
     const bytes = read(info.archive);
-    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    const mid = Math.floor(bytes.length / 2);
+    bytes[mid] = bytes[mid]! ^ 0xff;
     writeFileSync(broken, bytes);
     await expect(restoreSnapshot(broken, join(d, 'r2'), { manifest: info.manifest })).rejects.toThrow();
     expect(existsSync(join(d, 'r2'))).toBe(false);
