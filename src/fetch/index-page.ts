@@ -100,6 +100,8 @@ function parseS3(body: string, pageUrl: string): IndexPage {
     // ListObjects v1 gives NextMarker only with a delimiter; otherwise the last key is the marker
     const marker = tag(body, 'NextMarker') ?? lastKey;
     if (!marker) return { format: 's3', entries };
+    next.searchParams.delete('list-type');
+    next.searchParams.delete('continuation-token');
     next.searchParams.set('marker', marker);
   }
   return { format: 's3', entries, next: next.href };
