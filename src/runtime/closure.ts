@@ -159,7 +159,8 @@ class ClosureBuilder {
     }
     if (!r.stat.isFile()) return null; // sockets and fifos belong to the run, not the root
     if (reason === 'interpreter') for (const l of r.links) this.interpLinks.add(l.path);
-    if (!this.entries.has(r.path)) this.entries.set(r.path, { path: r.path, type: 'file', reason });
+    // the interpreter is often met first as a library's need (libc needs ld.so): its role wins, drop rules spare it
+    if (!this.entries.has(r.path) || reason === 'interpreter') this.entries.set(r.path, { path: r.path, type: 'file', reason });
     await this.follow(p, r.path, how.executable ?? false);
     return r.path;
   }

@@ -4,7 +4,7 @@
  * fails), trace the trimmed run and list what it looked for and did not
  * find although the full layout has it: the files the trim missed.
  */
-import { lstatInRoot, type RootLayout } from './layout.js';
+import { resolveInRoot, type RootLayout } from './layout.js';
 import { runSandboxed, type SandboxBind, type SandboxOptions } from './sandbox.js';
 import { traceInRoot } from './trace-in-root.js';
 
@@ -34,7 +34,11 @@ export interface VerifyResult {
   trimmedStdout: string;
   /** stderr of the trimmed run (the first place to look when `ok` is false). */
   trimmedStderr: string;
-  /** In-root paths the trimmed run could not find that exist in the full layout (only computed on failure). */
+  /**
+   * In-root paths the trimmed run looked for in vain that exist in the full
+   * layout, each with the file it resolves to there when links lead elsewhere
+   * (only computed on failure).
+   */
   missing: string[];
   exitCodes: { full: number; trimmed: number };
 }
@@ -58,8 +62,14 @@ export async function verifyRoot(opts: VerifyOptions): Promise<VerifyResult> {
   if (ok) return result;
   // strace needs ptrace, which bwrap allows; the chroot path runs it the same way
   const traced = await traceInRoot({ ...common, root: opts.trimmed, method: opts.method });
-  const missing: string[] = [];
-  for (const p of traced.trace.access.missing) if (await lstatInRoot(opts.full, p).catch(() => null)) missing.push(p);
-  result.missing = missing.sort();
+  // the path asked for, and the file it is in the full layout when links lead elsewhere: that is what to add
+  const missing = new Set<string>();
+  for (const p of traced.trace.access.missing) {
+    const r = await resolveInRoot(opts.full, p).catch(() => null);
+    if (!r?.stat) continue;
+    missing.add(p);
+    if (r.path !== p) missing.add(r.path);
+  }
+  result.missing = [...missing].sort();
   return result;
 }
