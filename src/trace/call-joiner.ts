@@ -31,11 +31,17 @@ export const UNPREFIXED_PID = 0;
 export class CallJoiner {
   private readonly pending = new Map<number, Pending>();
   private readonly seen = new Set<number>();
+  /** Pids returned by fork-like calls: known children, never the first process. */
+  private readonly children = new Set<number>();
   private lineNo = 0;
+  /** Once the first process shows its pid, its later unprefixed lines are that pid's. */
+  private unprefixedPid: number;
   private deferred: { error: LineError; line: number; text: string } | undefined;
   readonly warnings: string[] = [];
 
-  constructor(private readonly file: string, private readonly defaultPid = UNPREFIXED_PID) {}
+  constructor(private readonly file: string, private readonly defaultPid = UNPREFIXED_PID) {
+    this.unprefixedPid = defaultPid;
+  }
 
   /** Feed one line (without its newline); returns the events it completes. */
   push(raw: string): TraceEvent[] {
@@ -51,7 +57,7 @@ export class CallJoiner {
     if (line.kind === 'blank') return [];
     this.flushDeferred();
     if (line.kind === 'note' || line.kind === 'signal') return [];
-    const pid = line.pid ?? this.defaultPid;
+    const pid = line.pid ?? this.unprefixedPid;
     const events: TraceEvent[] = [];
     if (!this.seen.has(pid)) events.push(...this.first(pid, line.kind === 'resumed' ? line.name : undefined, line.ts));
     switch (line.kind) {
@@ -101,11 +107,17 @@ export class CallJoiner {
     if (resumedName !== undefined && pid !== this.defaultPid && unprefixed?.name === resumedName) {
       this.pending.delete(this.defaultPid);
       this.pending.set(pid, unprefixed);
+      this.unprefixedPid = pid;
       return [{ type: 'alias', pid, as: this.defaultPid }];
     }
     let parent: { pid: number; text: string; line: number } | undefined;
     for (const [p, call] of this.pending) {
       if (p !== pid && FORK_CALLS.has(call.name) && (!parent || call.line > parent.line)) parent = { pid: p, text: call.text, line: call.line };
+    }
+    const firstUnprefixed = this.seen.has(this.defaultPid) && this.unprefixedPid === this.defaultPid;
+    if (!parent && firstUnprefixed && pid !== this.defaultPid && !this.children.has(pid)) {
+      this.unprefixedPid = pid;
+      return [{ type: 'alias', pid, as: this.defaultPid }];
     }
     return [{ type: 'first', pid, ts, parent: parent && { pid: parent.pid, text: parent.text } }];
   }
@@ -118,6 +130,7 @@ export class CallJoiner {
       const cut = split.after.trim() === '' || /^\s*=\s*$/.test(split.after);
       return this.fail(new LineError(`"${name}" call without a return value`, cut), raw);
     }
+    if (FORK_CALLS.has(name) && ret.value !== undefined && ret.value > 0) this.children.add(ret.value);
     events.push({ type: 'call', call: { pid, ts, name, args: split.args, ret, where: `${this.file}:${this.lineNo}` } });
   }
 
