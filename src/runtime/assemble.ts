@@ -113,7 +113,7 @@ export async function assembleRoot(closure: Closure, opts: AssembleOptions): Pro
     await copyFile(from, to, constants.COPYFILE_FICLONE);
     if (asRoot) await lchown(to, st.uid, st.gid);
     await chmod(to, st.mode & 0o7777); // after chown, which clears setuid bits
-    await utimes(to, st.atime, st.mtime);
+    await utimes(to, st.atimeMs / 1000, st.mtimeMs / 1000);
     entries.push({ path: e.path, type: 'file', size: st.size, sha256: await sha256(to), mode: st.mode & 0o7777, reason: e.reason });
     opts.onProgress?.(++done, total);
   }
@@ -125,11 +125,11 @@ export async function assembleRoot(closure: Closure, opts: AssembleOptions): Pro
     const m = dirModes.get(d)!;
     if (asRoot && from) await lchown(target(d), from.uid, from.gid);
     await chmod(target(d), m.mode);
-    if (from) await utimes(target(d), from.atime, from.mtime);
+    if (from) await utimes(target(d), from.atimeMs / 1000, from.mtimeMs / 1000);
   }
   for (const e of entries) if (e.type === 'symlink') {
     const from = await lstat(hostPath(layout, e.path)).catch(() => null);
-    if (from) await lutimes(target(e.path), from.atime, from.mtime).catch(() => {});
+    if (from) await lutimes(target(e.path), from.atimeMs / 1000, from.mtimeMs / 1000).catch(() => {});
   }
 
   entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
