@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RocmflowError } from '../../src/errors.js';
 import { describeModel } from '../../src/gguf/describe.js';
 import { ggufArrayLength, ggufValue, readGguf } from '../../src/gguf/read.js';
+import { writeGguf } from '../../src/gguf/write.js';
 import { vocabFile } from '../helpers/llama.js';
 import { decodeByteLevel, decodeSpm, vocabCases } from './vocab-decode.js';
 
@@ -83,6 +84,28 @@ describe('readGguf on llama.cpp vocab files', () => {
       vocabSize: (ggufValue(g, 'tokenizer.ggml.tokens') as string[]).length,
       fileSize: readFileSync(spm).length,
     });
+  });
+});
+
+describe('readGguf on a large model', () => {
+  it('reads only the header of a (sparse) 4 GiB file', async () => {
+    const p = join(tmp, 'big.gguf');
+    await writeGguf(p, {
+      metadata: [['general.architecture', { type: 'string', value: 'llama' }]],
+      tensors: [{ name: 'huge.weight', dims: [32], type: 'F32', data: new Float32Array(32) }],
+    });
+    const b = readFileSync(p);
+    b.writeBigUInt64LE(1n << 30n, b.indexOf('huge.weight') + 'huge.weight'.length + 4); // dims[0]
+    writeFileSync(p, b);
+    const small = await readGguf(p).then(() => null, (e: Error) => e.message);
+    expect(small).toMatch(/tensor "huge.weight" data \(4294967296 bytes\) ends past the end of the file/);
+    const dataOffset = b.length - 128; // header padded to 32, then the 32 floats
+    truncateSync(p, dataOffset + 4 * 2 ** 30);
+    const t0 = performance.now();
+    const g = await readGguf(p, { skipArrays: true });
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(g.dataOffset).toBe(dataOffset);
+    expect(describeModel(g)).toMatchObject({ parameters: 2 ** 30, quantization: 'F32', fileSize: dataOffset + 4 * 2 ** 30 });
   });
 });
 
