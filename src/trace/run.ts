@@ -105,7 +105,7 @@ export async function runTraced(opts: RunTracedOptions): Promise<TracedRun> {
   if (opts.signal?.aborted) throw opts.signal.reason;
   const logFiles = listLogs(opts.logPath, opts.perPid ?? false);
   // strace opens its log before starting the command: an empty log means the command never ran
-  const straceSaid = stderr.trim().split('\n').filter((l) => l.startsWith('strace: ')).pop();
+  const straceSaid = stderr.trim().split('\n').filter((l) => /^(?:\S*\/)?strace: /.test(l)).pop();
   if (logFiles.length === 0 || (straceSaid && logFiles.every((f) => statSync(f).size === 0))) {
     throw new RocmflowError('E_TRACE_RUN', `strace wrote no trace to ${opts.logPath}: ${straceSaid ?? `exit code ${exitCode}`}`);
   }
