@@ -71,7 +71,7 @@ export async function benchSnapshot(tree: string, work: string, level = 3): Prom
   );
   return [
     { method: 'rocmflow snapshot()', what: `tar + zstd -${level} + per-file sha256 + manifest`, bytes: statSync(ours).size, seconds: a },
-    { method: 'tar --sort=name \| zstd', what: `GNU tar (posix) + zstd -T0 -${level}`, bytes: statSync(gnu).size, seconds: b },
+    { method: 'tar --sort=name \\| zstd', what: `GNU tar (posix) + zstd -T0 -${level}`, bytes: statSync(gnu).size, seconds: b },
   ];
 }
 
