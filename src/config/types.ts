@@ -28,6 +28,8 @@ export interface UserConfig {
   cacheDir?: string;
   /** Where task outputs live. @default "<project>/.rocmflow" */
   stateDir?: string;
+  /** Tasks `rocmflow run` runs when none are named. @default ["package-image"] */
+  default?: string[];
   /** Parallel tasks. @default number of CPUs */
   jobs?: number;
   /** Extra task/target plugins: local files (relative to the config) or npm package names. */
@@ -46,6 +48,7 @@ export interface UserConfig {
 /** The config after defaults; every field filled in. */
 export interface ResolvedConfig extends ResolvedConfigView {
   readonly target: string;
+  readonly default: readonly string[];
   readonly stateDir: string;
   readonly jobs: number;
   readonly plugins: readonly string[];

@@ -25,7 +25,7 @@ export const runCommand: Command = {
   summary: 'run tasks and their dependencies, reusing fresh and cached results',
   usage: `rocmflow run [TASK...] [--target T|auto] [--force [TASK]] [--dry-run] [--explain] [--json] [-j N] [--config F] [--cache-dir D] [--verbose]
 
-  TASK         tasks to run (with their dependencies); default: all tasks
+  TASK         tasks to run (with their dependencies); default: the config's default list (package-image)
   --target     target plugin, or auto (default from config, else auto)
   --force      rerun every selected task, or --force TASK: that task and its dependents
   --dry-run    print what would be fresh, restored or run, and why; run nothing
@@ -60,7 +60,7 @@ async function runWith(
   const forceFlags = (flags.force as (string | boolean)[] | undefined) ?? [];
   const forceAll = forceFlags.includes(true as never) || forceFlags.includes('true');
   const forceNamed = forceFlags.filter((f): f is string => typeof f === 'string' && f !== 'true');
-  const selected = requested.length ? requested : forceNamed.length ? forceNamed : [];
+  const selected = requested.length ? requested : forceNamed.length ? forceNamed : [...config.default];
   const tasks = [...registry.tasks.values()].map((t) => ({ name: t.def.name, deps: t.def.deps ?? [] }));
   const graph = TaskGraph.select(tasks, [...selected, ...forceNamed.filter((f) => !selected.includes(f))]);
   for (const f of forceNamed) if (!graph.has(f)) throw usageError('E_USAGE', `run: --force ${f}: not among the selected tasks`);

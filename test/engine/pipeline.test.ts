@@ -1,0 +1,235 @@
+/**
+ * The engine end to end: the real CLI on a temp workspace with a small
+ * pipeline of real shell tasks. Each task body appends its name to a
+ * counter file outside the workspace, so "ran" is proven, not reported.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { rocmflow, states, workspace } from '../helpers/cli.js';
+
+export const PIPELINE = `
+const count = (name: string) => { if (process.env.COUNTER) require('node:fs').appendFileSync(process.env.COUNTER, name + '\\n'); };
+export default { tasks: [
+  defineTask({
+    name: 'gen', description: 'concatenate the sources',
+    inputs: () => ({ files: ['src'] }),
+    outputs: ['gen.txt'],
+    async run(ctx) { count('gen'); await ctx.$\`cat \${ctx.projectRoot}/src/*.txt > gen.txt\`; },
+  }),
+  defineTask({
+    name: 'compile', deps: ['gen'],
+    options: s.object({ flags: s.optional(s.array(s.string())) }),
+    inputs: (ctx) => ({ params: { flags: ctx.options.flags ?? [] }, env: ['COMPILE_MODE'] }),
+    outputs: ['bin', 'build.json'],
+    async run(ctx) {
+      count('compile');
+      await ctx.$\`mkdir -p bin/empty && tr a-z A-Z < \${ctx.deps.gen.outDir}/gen.txt > bin/tool && chmod 755 bin/tool && ln -s tool bin/tool-link\`;
+      require('node:fs').writeFileSync(ctx.outDir + '/build.json', JSON.stringify({ flags: ctx.options.flags ?? [], mode: process.env.COMPILE_MODE ?? null }));
+      return { summary: ['compiled with ' + (ctx.options.flags ?? []).join(' ')] };
+    },
+  }),
+  defineTask({
+    name: 'pack', deps: ['compile'],
+    outputs: ['pack.tar'],
+    async run(ctx) { count('pack'); await ctx.$\`tar --sort=name --mtime=@0 --owner=0 --group=0 -cf pack.tar -C \${ctx.deps.compile.outDir} bin\`; },
+  }),
+  defineTask({
+    name: 'other',
+    inputs: () => ({ files: ['other/**/*.cfg'] }),
+    outputs: ['other.txt'],
+    async run(ctx) { count('other'); await ctx.$\`cat \${ctx.projectRoot}/other/a.cfg > other.txt\`; },
+  }),
+]};
+`;
+
+function treeDigest(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    const p = join(dir, rel);
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) out[rel] = `link:${readlinkSync(p)}`;
+    else if (st.isDirectory()) {
+      out[rel] = `dir:${(st.mode & 0o777).toString(8)}`;
+      for (const n of readdirSync(p).sort()) walk(rel ? `${rel}/${n}` : n);
+    } else out[rel] = `file:${(st.mode & 0o555).toString(8)}:${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+  };
+  walk('');
+  return out;
+}
+
+let ws: string;
+let counter: string;
+const ran = () => (existsSync(counter) ? readFileSync(counter, 'utf8').split('\n').filter(Boolean) : []);
+const ALL = ['pack', 'other'];
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => rocmflow(ws, [...args, '--json'], { COUNTER: counter, ...env });
+
+beforeEach(() => {
+  ws = workspace({ tasks: PIPELINE, files: { 'src/a.txt': 'alpha\n', 'src/b.txt': 'beta\n', 'other/a.cfg': 'x=1\n' } });
+  counter = join(ws, '..', `${ws.split('/').pop()}.counter`);
+});
+
+describe('run', () => {
+  it('runs everything once, then nothing: the second run is all fresh', () => {
+    const first = run(['run', ...ALL]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(states(first)).toEqual({ gen: 'ran', compile: 'ran', pack: 'ran', other: 'ran' });
+    expect(ran().sort()).toEqual(['compile', 'gen', 'other', 'pack']);
+    const second = run(['run', ...ALL]);
+    expect(second.code).toBe(0);
+    expect(states(second)).toEqual({ gen: 'fresh', compile: 'fresh', pack: 'fresh', other: 'fresh' });
+    expect(ran()).toHaveLength(4);
+    const summary = second.events.at(-1);
+    expect(summary).toMatchObject({ type: 'summary', ok: true, counts: { fresh: 4, ran: 0 } });
+    expect(summary.lines).toEqual(['compiled with ']);
+  });
+
+  it('touching one input reruns exactly its dependents', () => {
+    expect(run(['run', ...ALL]).code).toBe(0);
+    writeFileSync(join(ws, 'other/a.cfg'), 'x=2\n');
+    const r = run(['run', ...ALL]);
+    expect(states(r)).toEqual({ gen: 'fresh', compile: 'fresh', pack: 'fresh', other: 'ran' });
+    writeFileSync(join(ws, 'src/b.txt'), 'BETA changed\n');
+    const r2 = run(['run', ...ALL]);
+    expect(states(r2)).toEqual({ gen: 'ran', compile: 'ran', pack: 'ran', other: 'fresh' });
+    expect(ran().filter((x) => x === 'other')).toHaveLength(2);
+  });
+
+  it('a file matching an input glob that appears later makes the task stale', () => {
+    expect(run(['run', 'other']).code).toBe(0);
+    writeFileSync(join(ws, 'other/b.cfg'), 'y=1\n');
+    expect(states(run(['run', 'other']))).toEqual({ other: 'ran' });
+    writeFileSync(join(ws, 'other/notes.txt'), 'not matched\n');
+    expect(states(run(['run', 'other']))).toEqual({ other: 'fresh' });
+  });
+
+  it('an unchanged output of a rerun task leaves its dependents fresh', () => {
+    expect(run(['run', ...ALL]).code).toBe(0);
+    // same content, new mtime: gen reruns only if its input digest changed; it did not
+    writeFileSync(join(ws, 'src/a.txt'), 'alpha\n');
+    expect(states(run(['run', ...ALL]))).toEqual({ gen: 'fresh', compile: 'fresh', pack: 'fresh', other: 'fresh' });
+  });
+
+  it('--explain and `explain` name the changed file, param and env value', () => {
+    expect(run(['run', ...ALL]).code).toBe(0);
+    writeFileSync(join(ws, 'src/a.txt'), 'ALPHA\n');
+    const ex = rocmflow(ws, ['explain', 'gen']);
+    expect(ex.code).toBe(0);
+    expect(ex.stdout).toMatch(/gen \(target cpu\) would run/);
+    expect(ex.stdout).toContain('file src/a.txt (changed)');
+    const r = rocmflow(ws, ['run', 'gen', '--explain'], { COUNTER: counter });
+    expect(r.stdout).toContain('file src/a.txt (changed)');
+
+    writeFileSync(join(ws, 'rocmflow.config.ts'), `export default { target: 'cpu', plugins: ['./tasks.ts'], tasks: { compile: { flags: ['-O3'] } } };\n`);
+    const ex2 = rocmflow(ws, ['explain', 'compile', '--json']);
+    const j = JSON.parse(ex2.stdout);
+    expect(j.state).toBe('run');
+    expect(j.changes).toContainEqual({ field: 'param flags', before: '[]', after: '["-O3"]' });
+    const ex3 = rocmflow(ws, ['explain', 'compile'], { COMPILE_MODE: 'fast' });
+    expect(ex3.stdout).toContain('env COMPILE_MODE: (none) → "fast"');
+  });
+
+  it('--force X reruns X and its dependents only; --force alone reruns all', () => {
+    expect(run(['run', ...ALL]).code).toBe(0);
+    const r = run(['run', 'pack', '--force', 'compile']);
+    expect(states(r)).toEqual({ gen: 'fresh', compile: 'ran', pack: 'ran' });
+    const r2 = run(['run', 'pack', 'other', '--force']);
+    expect(states(r2)).toEqual({ gen: 'ran', compile: 'ran', pack: 'ran', other: 'ran' });
+  });
+
+  it('deleted outputs are restored bit-identically from the cache without running', () => {
+    expect(run(['run', ...ALL]).code).toBe(0);
+    const out = join(ws, '.rocmflow/out/cpu');
+    const before = treeDigest(out);
+    rmSync(out, { recursive: true });
+    const r = run(['run', ...ALL]);
+    expect(states(r)).toEqual({ gen: 'cached', compile: 'cached', pack: 'cached', other: 'cached' });
+    expect(r.events.filter((e) => e.type === 'task').every((e) => e.source === 'local')).toBe(true);
+    expect(treeDigest(out)).toEqual(before);
+    expect(lstatSync(join(out, 'compile/bin/tool')).mode & 0o111).not.toBe(0);
+    expect(readlinkSync(join(out, 'compile/bin/tool-link'))).toBe('tool');
+    expect(lstatSync(join(out, 'compile/bin/empty')).isDirectory()).toBe(true);
+    expect(ran()).toHaveLength(4);
+  });
+
+  it('a changed output on disk is noticed: restored from the cache, not left as is', () => {
+    expect(run(['run', ...ALL]).code).toBe(0);
+    const f = join(ws, '.rocmflow/out/cpu/gen/gen.txt');
+    rmSync(f);
+    writeFileSync(f, 'tampered\n');
+    const r = run(['run', 'gen']);
+    expect(states(r)).toEqual({ gen: 'cached' });
+    expect(readFileSync(f, 'utf8')).toBe('alpha\nbeta\n');
+  });
+
+  it('--dry-run says what would happen and runs nothing', () => {
+    expect(run(['run', 'gen']).code).toBe(0);
+    writeFileSync(join(ws, 'other/a.cfg'), 'x=3\n');
+    const r = rocmflow(ws, ['run', ...ALL, '--dry-run']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/fresh\s+gen/);
+    expect(r.stdout).toMatch(/would run\s+compile\s+\(no previous run\)/);
+    expect(r.stdout).toMatch(/would run\s+pack\s+\(dependency compile will run\)/);
+    expect(ran()).toEqual(['gen']);
+  });
+
+  it('the first failure cancels the rest and the summary names what was skipped', () => {
+    const ws2 = workspace({
+      tasks: `export default { tasks: [
+        defineTask({ name: 'slow', outputs: ['x'], async run(ctx) { await ctx.$\`sleep 20; touch x\`; } }),
+        defineTask({ name: 'bad', outputs: ['y'], async run(ctx) { await ctx.$\`sleep 0.5; echo broken >&2; exit 3\`; } }),
+        defineTask({ name: 'after', deps: ['bad'], outputs: ['z'], async run(ctx) { await ctx.$\`touch z\`; } }),
+      ]};`,
+    });
+    const t0 = Date.now();
+    const r = rocmflow(ws2, ['run', 'slow', 'after', '--json', '-j', '4']);
+    expect(r.code).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(states(r)).toEqual({ bad: 'failed', slow: 'skipped', after: 'skipped' });
+    const bad = r.events.find((e) => e.task === 'bad' && e.type === 'task');
+    expect(bad.error).toMatch(/exit code: 3|exit code 3|code: 3/);
+    const summary = r.events.at(-1);
+    expect(summary).toMatchObject({ type: 'summary', ok: false, failed: ['bad'] });
+    expect(summary.skipped.sort()).toEqual(['after', 'slow']);
+    // nothing recorded for the failed task: it runs again
+    expect(states(rocmflow(ws2, ['run', 'bad', '--json']))).toEqual({ bad: 'failed' });
+  });
+
+  it('an uncacheable task always reruns', () => {
+    const ws2 = workspace({
+      tasks: `export default defineTask({ name: 'now', inputs: () => ({ uncacheable: 'reads the clock' }), outputs: ['t'], async run(ctx) { await ctx.$\`date +%s%N > t\`; } });`,
+    });
+    expect(states(rocmflow(ws2, ['run', 'now', '--json']))).toEqual({ now: 'ran' });
+    expect(states(rocmflow(ws2, ['run', 'now', '--json']))).toEqual({ now: 'ran' });
+  });
+
+  it('a declared output that was not created fails the task and names it', () => {
+    const ws2 = workspace({ tasks: `export default defineTask({ name: 'liar', outputs: ['made', 'never'], async run(ctx) { await ctx.$\`touch made\`; } });` });
+    const r = rocmflow(ws2, ['run', 'liar']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('task liar: declared output never was not created');
+  });
+
+  it('graph prints text, dot and mermaid', () => {
+    expect(rocmflow(ws, ['graph', 'pack']).stdout).toContain('compile  ← gen');
+    expect(rocmflow(ws, ['graph', 'pack', '--format', 'dot']).stdout).toContain('"gen" -> "compile";');
+    expect(rocmflow(ws, ['graph', 'pack', '--format', 'mermaid']).stdout).toContain('compile --> pack');
+  });
+
+  it('cache ls, stats and gc', () => {
+    expect(run(['run', ...ALL]).code).toBe(0);
+    rmSync(join(ws, '.rocmflow/out'), { recursive: true });
+    expect(run(['run', ...ALL]).code).toBe(0);
+    const ls = rocmflow(ws, ['cache', 'ls', '--json']);
+    expect(ls.stdout.trim().split('\n')).toHaveLength(4);
+    const st = JSON.parse(rocmflow(ws, ['cache', 'stats', '--json']).stdout);
+    expect(st).toMatchObject({ entries: 4, localHits: 4 });
+    const gc = rocmflow(ws, ['cache', 'gc', '--max-size', '0']);
+    expect(gc.code).toBe(0);
+    expect(JSON.parse(rocmflow(ws, ['cache', 'stats', '--json']).stdout)).toMatchObject({ entries: 0, blobs: 0 });
+    // outputs still on disk are fresh; deleted ones now rerun
+    rmSync(join(ws, '.rocmflow/out/cpu/other'), { recursive: true });
+    expect(states(run(['run', ...ALL]))).toMatchObject({ gen: 'fresh', other: 'ran' });
+  });
+});
