@@ -77,14 +77,21 @@ export function hostPath(layout: RootLayout, inRootPath: string): string {
   return layout.base === '/' ? p : posix.join(layout.base, p);
 }
 
-/** lstat of an in-root path, or null when it does not exist. */
+/**
+ * lstat of an in-root path, or null when it does not exist. A directory
+ * that exists only because a layer is mounted below it (/srv when a layer
+ * sits at /srv/data and the base has no /srv) is a directory in the
+ * sandbox, so it is one here too: its stand-in stat is the layer's source.
+ */
 export async function lstatInRoot(layout: RootLayout, inRootPath: string): Promise<Stats | null> {
   try {
     return await lstat(hostPath(layout, inRootPath));
   } catch (e) {
-    if (isMissing(e)) return null;
-    throw e;
+    if (!isMissing(e)) throw e;
   }
+  const p = normalizeInRoot(inRootPath);
+  const below = layout.layers.find((l) => under(normalizeInRoot(l.mount), p) && normalizeInRoot(l.mount) !== p);
+  return below ? await lstat(below.source).catch(() => null) : null;
 }
 
 /** The target of the symlink at an in-root path, or null when it is not a symlink (or absent). */

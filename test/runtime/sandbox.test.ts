@@ -1,0 +1,61 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runSandboxed, sandboxArgv } from '../../src/runtime/sandbox.js';
+import { cleanTemps, put, roundTrip, sh, temp } from './helpers.js';
+
+afterAll(cleanTemps);
+
+describe('sandbox', () => {
+  it('gives the command only the environment it is given', async () => {
+    const r = await runSandboxed({ layout: { base: '/', layers: [] }, env: { ONLY: 'this' }, command: ['env'] });
+    expect(r.exitCode).toBe(0);
+    // bwrap itself adds PWD for --chdir
+    expect(r.stdout.trim().split('\n').sort()).toEqual(['ONLY=this', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'PWD=/']);
+  });
+
+  it('mounts a layer where the base has no mount point, keeping the siblings visible', async () => {
+    const layer = temp();
+    put(join(layer, 'x.txt'), 'x\n');
+    const r = await runSandboxed({ layout: { base: '/', layers: [{ mount: '/opt/nowhere-yet/deep', source: layer }] }, command: ['sh', '-c', 'cat /opt/nowhere-yet/deep/x.txt; ls /opt'] });
+    expect(r.exitCode).toBe(0);
+    const opt = readdirSync('/opt');
+    expect(r.stdout.split('\n').filter(Boolean).sort()).toEqual(['x', 'nowhere-yet', ...opt].sort());
+  });
+
+  it('writes nothing into a plain root entered with bwrap', async () => {
+    const rt = await roundTrip({ base: '/', layers: [] }, ['/bin/ls', '-ln', '/usr/bin/ls']);
+    expect(rt.verify.ok).toBe(true);
+    // only the closure's top-level names: no /dev, /proc, /sys, /tmp or strace mount points left behind
+    const top = [...new Set(rt.manifest.entries.map((e) => e.path.split('/')[1]!))].sort();
+    expect(readdirSync(rt.root).sort()).toEqual(top);
+    expect(top).not.toContain('proc');
+  });
+
+  it('kills the whole process group when aborted', async () => {
+    const dir = temp();
+    const started = Date.now();
+    const run = runSandboxed({ layout: { base: '/', layers: [] }, binds: [{ source: dir, dest: dir, rw: true }], command: ['sh', '-c', `sleep 30 & echo $! > ${dir}/pid; wait`], signal: AbortSignal.timeout(500) });
+    await expect(run).rejects.toMatchObject({ name: 'TimeoutError' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const pid = Number(sh('cat', [join(dir, 'pid')]).trim());
+    await new Promise((r) => setTimeout(r, 200));
+    // the grandchild (same pid namespace: bwrap runs without --unshare-pid) is gone, or a zombie awaiting its reaper
+    const state = sh('sh', ['-c', `cat /proc/${pid}/stat 2>/dev/null || true`]).split(') ')[1]?.[0];
+    expect(state === undefined || state === 'Z').toBe(true);
+  });
+
+  it('traces and trims inside a sysroot base (not the host /)', async () => {
+    // a sysroot: the trimmed root of sh + ls, then used as the base of a new layout
+    const first = await roundTrip({ base: '/', layers: [] }, ['sh', '-c', 'ls -d /usr/bin/ls /usr/bin/cat']);
+    expect(first.verify.ok).toBe(true);
+    const layer = temp();
+    put(join(layer, 'hello.txt'), 'hello\n');
+    const second = await roundTrip({ base: first.root, layers: [{ mount: '/srv/data', source: layer }] }, ['sh', '-c', 'ls -d /usr/bin/ls && cat /srv/data/hello.txt']);
+    expect(second.verify.ok).toBe(true);
+    expect(second.verify.fullStdout).toContain('hello\n');
+    expect(second.verify.fullStdout).toContain('/usr/bin/ls\n');
+    expect(second.closure.entries.map((e) => e.path)).toContain('/usr/bin/ls');
+    expect(sandboxArgv({ root: first.root, command: ['ls'] }).argv).not.toContain('/usr/lib/python3');
+  });
+});
