@@ -112,22 +112,40 @@ function parseStanzas(text: string): Record<string, string>[] {
   });
 }
 
-async function candidates(cfg: string[], packages: string[], sources: string[], signal?: AbortSignal): Promise<Record<string, string>[]> {
-  const out: Record<string, string>[] = [];
-  for (const spec of packages) {
-    const [name, pinned] = spec.split('=');
-    let text: string;
-    try {
-      text = (await sh('apt-cache', [...cfg, 'show', ...(pinned ? [] : ['--no-all-versions']), name!], { signal })).stdout;
-    } catch (e) {
-      if (e instanceof RocmflowError && e.code === 'E_APT') throw new RocmflowError('E_APT_PACKAGE', `package "${name}" is not in the apt sources (${sources.join(' | ')})`);
-      throw e;
-    }
-    const stanzas = parseStanzas(text).filter((s) => s.Package === name && (!pinned || s.Version === pinned));
-    if (stanzas.length === 0) throw new RocmflowError('E_APT_PACKAGE', `package "${spec}" is not in the apt sources (${sources.join(' | ')})`);
-    out.push(stanzas[0]!);
+async function showPackages(cfg: string[], names: string[], candidateOnly: boolean, signal?: AbortSignal): Promise<Record<string, string>[] | null> {
+  try {
+    const { stdout } = await sh('apt-cache', [...cfg, 'show', ...(candidateOnly ? ['--no-all-versions'] : []), ...names], { signal });
+    return parseStanzas(stdout);
+  } catch (e) {
+    if (e instanceof RocmflowError && e.code === 'E_APT') return null;
+    throw e;
   }
-  return out;
+}
+
+/** The stanza apt would fetch for each spec (`name` or `name=version`); one apt-cache call per kind, since each reads the whole list. */
+async function candidates(cfg: string[], packages: string[], sources: string[], signal?: AbortSignal): Promise<Record<string, string>[]> {
+  const specs = packages.map((spec) => {
+    const [name, pinned] = spec.split('=');
+    return { spec, name: name!, pinned };
+  });
+  const missing = (spec: string) => new RocmflowError('E_APT_PACKAGE', `package "${spec}" is not in the apt sources (${sources.join(' | ')})`);
+  const stanzas: Record<string, string>[] = [];
+  for (const candidateOnly of [true, false]) {
+    const group = specs.filter((x) => !x.pinned === candidateOnly);
+    if (group.length === 0) continue;
+    const found = await showPackages(cfg, group.map((x) => x.name), candidateOnly, signal);
+    if (!found) {
+      // apt-cache fails the whole call for one unknown name: find which one
+      for (const x of group) if (!(await showPackages(cfg, [x.name], candidateOnly, signal))) throw missing(x.spec);
+      throw missing(group.map((x) => x.spec).join(' '));
+    }
+    stanzas.push(...found);
+  }
+  return specs.map((x) => {
+    const s = stanzas.find((st) => st.Package === x.name && (!x.pinned || st.Version === x.pinned));
+    if (!s) throw missing(x.spec);
+    return s;
+  });
 }
 
 /** The versions apt would fetch now for `packages` (for fingerprints: a new upload makes the fetch stale). */
