@@ -85,6 +85,8 @@ class ClosureBuilder {
   private readonly elfDone = new Set<string>();
   /** Links on the way to an ELF interpreter: drop rules leave them alone. */
   private readonly interpLinks = new Set<string>();
+  /** Canonical paths of objects whose DT_NEEDED closure is already in. */
+  private readonly needsWalked = new Set<string>();
   private readonly loader: DynamicLoader;
   private readonly exclude: string[];
 
@@ -170,6 +172,8 @@ class ClosureBuilder {
     const key = `${canonical}\0${executable}`;
     if (this.elfDone.has(key)) return;
     this.elfDone.add(key);
+    // a library already reached as some object's need had its own needs walked then
+    if (!executable && this.needsWalked.has(canonical)) return;
     const obj = await this.loader.load(requested);
     if (!obj) {
       if (executable) await this.shebang(canonical);
@@ -181,7 +185,9 @@ class ClosureBuilder {
   }
 
   private async needed(root: LoadedObject): Promise<void> {
+    this.needsWalked.add(root.resolution.path);
     for (const r of await this.loader.closure(root)) {
+      if (r.found) this.needsWalked.add(r.found.resolution.path);
       if (!r.found) {
         if (this.isHostProvided(r.name)) this.hostProvided.add(r.name);
         else this.warnings.push(`${r.by.path}: needed library ${r.name} not found in the layout`);

@@ -9,6 +9,10 @@
  * replaced by a tmpfs into which the parent's original entries are bound
  * back one by one: the sandbox sees the root unchanged plus the mounts, and
  * nothing is written into the root.
+ *
+ * The chroot fallback cannot do that: it mounts /dev, /proc, /sys, /tmp and
+ * the binds onto directories of the root, creating them (empty) in a plain
+ * root, and refusing a layout whose mount points are missing.
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
