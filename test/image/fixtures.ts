@@ -4,12 +4,21 @@
  * a fresh temp dir.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
+
+const made: string[] = [];
+// temp trees hold multi-MB files: remove them after each test file (ROCMFLOW_KEEP_TMP=1 keeps them for debugging)
+afterAll(() => {
+  if (!process.env.ROCMFLOW_KEEP_TMP) for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 export function tempDir(prefix = 'rocmflow-image-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 /** Reproducible pseudo-random bytes (xorshift), so big files compress like real binaries. */
