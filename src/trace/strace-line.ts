@@ -141,7 +141,7 @@ export interface Ret {
 
 /** Parse the text after the closing parenthesis. Undefined when it is not `= ...`. */
 export function parseRet(after: string): Ret | undefined {
-  const m = /^\s*=\s*(-?\d+|0x[0-9a-fA-F]+|\?)(<(?:[^>\\]|\\.)*>)?(?:\s+([A-Z][A-Z0-9_]*))?/.exec(after);
+  const m = /^\s*=\s*(-?\d+|0x[0-9a-fA-F]+|\?)(<(?:[^<>\\]|\\.)*(?:<[^<>]*>)?>)?(?:\s+([A-Z][A-Z0-9_]*))?/.exec(after);
   if (!m) return undefined;
   const ret: Ret = {};
   if (m[1] !== '?') ret.value = Number(m[1]);

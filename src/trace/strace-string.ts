@@ -89,7 +89,8 @@ export function parseAnnotated(token: string): Annotated {
   const t = token.trim();
   const lt = t.indexOf('<');
   if (lt < 0 || !t.endsWith('>')) return { head: t, isPath: false };
-  let annotation = unescapeStrace(t.slice(lt + 1, -1));
+  // -yy adds the device numbers of device fds: </dev/null<char 1:3>>
+  let annotation = unescapeStrace(t.slice(lt + 1, -1).replace(/<(?:char|block) \d+:\d+>$/, ''));
   if (annotation.endsWith(' (deleted)')) annotation = annotation.slice(0, -' (deleted)'.length);
   // memfd files show as /memfd:name: they live nowhere on disk
   const isPath = annotation.startsWith('/') && !annotation.startsWith('/memfd:');

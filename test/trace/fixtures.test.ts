@@ -95,3 +95,17 @@ describe('captured fixtures', () => {
     expect(stream.finish()).toEqual(parseTrace(text, { file: 'unfinished.log' }));
   });
 });
+
+describe('captured fixtures: timing and socket annotations', () => {
+  it('reads -r timestamps, -T durations and -yy "TCP:[a->b]" fd annotations', async () => {
+    const text = readFileSync(fixture('timing.log'), 'utf8');
+    expect(text).toMatch(/<TCP:\[127\.0\.0\.1:\d+->127\.0\.0\.1:\d+\]>/);
+    expect(text).toMatch(/ <0\.\d+>$/m);
+    const p = await parseTraceFiles([fixture('timing.log')]);
+    expect(p.warnings).toEqual([]);
+    expect(p.access.executables).toEqual(['/usr/bin/python3']);
+    expect(resolvedOf(p, `${D}/data.txt`)).toBe(`${D}/data.txt`);
+    expect(p.access.files.every((f) => f.path.startsWith('/') && f.resolved.startsWith('/'))).toBe(true);
+    expect(JSON.stringify(p)).not.toMatch(/<char|TCP:/);
+  });
+});
