@@ -4,9 +4,9 @@
  * (0 ok, 1 a task failed, 2 usage or config error).
  */
 import { isRocmflowError } from '../errors.js';
-import type { Command, CommandIO } from './command.js';
+import type { CommandIO } from './command.js';
 import { nearest } from '../config/schema.js';
-import { COMMANDS } from './commands/index.js';
+import { COMMANDS, type CommandEntry } from './commands/index.js';
 
 function makeIO(signal: AbortSignal): CommandIO {
   const color = !!process.stdout.isTTY && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
@@ -20,7 +20,7 @@ function makeIO(signal: AbortSignal): CommandIO {
   };
 }
 
-function help(commands: readonly Command[]): string {
+function help(commands: readonly CommandEntry[]): string {
   const w = Math.max(...commands.map((c) => c.name.length));
   return [
     'rocmflow: build, trace, trim and package minimal llama.cpp runtimes, with a content cache',
@@ -58,12 +58,13 @@ export async function main(argv: string[]): Promise<number> {
       io.out(pkg.version);
       return 0;
     }
-    const cmd = COMMANDS.find((c) => c.name === name);
-    if (!cmd) {
+    const entry = COMMANDS.find((c) => c.name === name);
+    if (!entry) {
       const near = nearest(name, COMMANDS.map((c) => c.name));
       io.err(`rocmflow: unknown command "${name}"${near ? ` (did you mean "${near}"?)` : ''}; see rocmflow --help`);
       return 2;
     }
+    const cmd = await entry.load();
     if (rest.includes('--help') || rest.includes('-h')) {
       io.out(cmd.usage);
       return 0;

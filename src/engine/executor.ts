@@ -101,7 +101,13 @@ export class Executor {
     return { task: name, target: this.o.target, options, config: this.o.config, projectRoot: this.o.config.projectRoot };
   }
 
+  /** Validate every selected task's options up front (config errors exit 2 before anything runs). */
+  validateOptions(): void {
+    for (const n of this.o.graph.order) this.taskContext(n);
+  }
+
   async run(): Promise<Map<string, TaskOutcome>> {
+    this.validateOptions();
     const { graph } = this.o;
     const nodes = new Map(graph.order.map((n) => [n, { run: () => this.runOne(n) }]));
     await new PGraph(nodes, graph.edges()).run({ concurrency: this.o.config.jobs, continue: true });

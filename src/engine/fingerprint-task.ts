@@ -23,10 +23,12 @@ export function codeHash(task: LoadedTask, index: CacheIndex): Promise<string> {
   let h = codeHashes.get(task.def.name);
   if (!h) {
     h = (async () => {
-      const paths = [task.file, ...(task.def.code ?? []).map((c) => `${PACKAGE_ROOT}/${c}`)];
-      const entries = expandInputs(paths, PACKAGE_ROOT, task.def.name);
-      const { digests } = await digestEntries(entries, { index });
-      return sha256(canonicalJson(entries.map((e, i) => [relative(PACKAGE_ROOT, e.path), digests[i]])));
+      // contents and package-relative names only: keys must match across
+      // workspaces and machines, so no absolute path may enter them
+      const module = expandInputs([task.file], PACKAGE_ROOT, task.def.name);
+      const code = expandInputs((task.def.code ?? []).map((c) => `${PACKAGE_ROOT}/${c}`), PACKAGE_ROOT, task.def.name);
+      const { digests } = await digestEntries([...module, ...code], { index });
+      return sha256(canonicalJson([digests[0], code.map((e, i) => [relative(PACKAGE_ROOT, e.path), digests[i + 1]])]));
     })();
     codeHashes.set(task.def.name, h);
   }

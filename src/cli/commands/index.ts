@@ -1,8 +1,23 @@
 import type { Command } from '../command.js';
-import { runCommand } from './run.js';
-import { graphCommand } from './graph.js';
-import { explainCommand } from './explain.js';
-import { cacheCommand } from './cache.js';
+
+/** A command known by name and summary; its module loads only when it runs (fast start-up). */
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
 
 /** Every CLI command, in the order `rocmflow --help` lists them. */
-export const COMMANDS: readonly Command[] = [runCommand, explainCommand, graphCommand, cacheCommand];
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'run', summary: 'run tasks and their dependencies, reusing fresh and cached results', load: async () => (await import('./run.js')).runCommand },
+  { name: 'explain', summary: 'say why a task would rerun: the fingerprint fields that changed', load: async () => (await import('./explain.js')).explainCommand },
+  { name: 'graph', summary: 'print the task graph (text, dot or mermaid)', load: async () => (await import('./graph.js')).graphCommand },
+  { name: 'targets', summary: 'list GPU targets and whether each is detected here', load: async () => (await import('./targets.js')).targetsCommand },
+  { name: 'doctor', summary: 'check host tools and GPUs; say what to install', load: async () => (await import('./doctor.js')).doctorCommand },
+  { name: 'exec', summary: 'run the minimal runtime (llama-server) with a models directory mounted', load: async () => (await import('./exec.js')).execCommand },
+  { name: 'rocm', summary: 'list ROCm builds (TheRock nightlies and releases) for a target', load: async () => (await import('./rocm.js')).rocmCommand },
+  { name: 'model', summary: 'inspect GGUF models; write a tiny offline test model', load: async () => (await import('./model.js')).modelCommand },
+  { name: 'trace', summary: 'run a command under strace, or parse a trace into an access set', load: async () => (await import('./trace.js')).traceCommand },
+  { name: 'snapshot', summary: 'create, inspect and restore deterministic tar.zst snapshots', load: async () => (await import('./snapshot.js')).snapshotCommand },
+  { name: 'cache', summary: 'inspect and maintain the cache: ls, stats, verify, gc, push, pull', load: async () => (await import('./cache.js')).cacheCommand },
+];
