@@ -11,6 +11,18 @@ const sha256 = (): Schema<string> => ({
   },
 });
 
+const httpUrl = (): Schema<string> => ({
+  describe: 'an http(s) URL',
+  parse(v, p) {
+    let ok = false;
+    try {
+      ok = typeof v === 'string' && /^https?:$/.test(new URL(v).protocol);
+    } catch {}
+    if (!ok) throw new s.SchemaError(p, 'expected an http(s) URL');
+    return v as string;
+  },
+});
+
 const KINDS = ['none', 'therock', 'url', 'dir', 'apt'] as const;
 
 /** A runtime source: `{ kind: 'none' | 'therock' | 'url' | 'dir' | 'apt', ... }`. */
@@ -25,7 +37,7 @@ export const runtimeSourceSchema: Schema<RuntimeSource> = {
       case 'therock':
         return s.object({ kind: s.literal('therock'), family: s.string(), version: s.optional(s.string()), index: s.optional(s.string()) }).parse(v, p);
       case 'url':
-        return s.object({ kind: s.literal('url'), url: s.string(), sha256: sha256() }).parse(v, p);
+        return s.object({ kind: s.literal('url'), url: httpUrl(), sha256: sha256() }).parse(v, p);
       case 'dir':
         return s.object({ kind: s.literal('dir'), path: s.string() }).parse(v, p);
       case 'apt':

@@ -158,6 +158,7 @@ describe('the fetch-rocm task module', () => {
     const parse = (v: unknown) => task.options!.parse(v, 'tasks.fetch-rocm');
     expect(parse({ source: { kind: 'url', url: 'https://x/y.tar.gz', sha256: 'A'.repeat(64) } })).toEqual({ source: { kind: 'url', url: 'https://x/y.tar.gz', sha256: 'a'.repeat(64) } });
     expect(() => parse({ source: { kind: 'url', url: 'https://x/y.tar.gz', sha256: 'abc' } })).toThrow('tasks.fetch-rocm.source.sha256: expected a sha256');
+    expect(() => parse({ source: { kind: 'url', url: 'ftp://x/y.tar.gz', sha256: 'a'.repeat(64) } })).toThrow('tasks.fetch-rocm.source.url: expected an http(s) URL');
     expect(() => parse({ source: { kind: 'git' } })).toThrow('tasks.fetch-rocm.source.kind: expected one of');
     expect(() => parse({ source: { kind: 'therock', famly: 'gfx1151' } })).toThrow('tasks.fetch-rocm.source.family');
     expect(() => parse({ source: { kind: 'apt', packages: 'libhsa' } })).toThrow('tasks.fetch-rocm.source.packages');
