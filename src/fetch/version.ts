@@ -48,19 +48,12 @@ const BUILD_KEYS = ['build_id', 'the_rock_commit', 'commit', 'run_id', 'describe
 
 /** The ROCm version of the tree at `prefix`, or null when nothing says. */
 export async function rocmVersion(prefix: string): Promise<RocmVersion | null> {
-  for (const rel of ['share/therock/dist_info.json', 'share/therock/therock_manifest.json']) {
-    const j = await readJson(join(prefix, rel));
-    if (j === undefined) continue;
-    const version = findKey(j, VERSION_KEYS);
-    const buildId = findKey(j, BUILD_KEYS);
-    if (version) return { version, buildId, source: rel };
-    if (buildId) {
-      // the manifest may carry only the commit; the version can still come from the other file
-      const other = await readJson(join(prefix, rel === 'share/therock/dist_info.json' ? 'share/therock/therock_manifest.json' : 'share/therock/dist_info.json'));
-      const v = findKey(other, VERSION_KEYS);
-      if (v) return { version: v, buildId, source: rel };
-    }
-  }
+  // dist_info tends to carry the version, the manifest the commit: combine them
+  const files = ['share/therock/dist_info.json', 'share/therock/therock_manifest.json'];
+  const docs = await Promise.all(files.map((rel) => readJson(join(prefix, rel))));
+  const vi = docs.findIndex((d) => findKey(d, VERSION_KEYS));
+  const buildId = docs.map((d) => findKey(d, BUILD_KEYS)).find(Boolean);
+  if (vi >= 0) return { version: findKey(docs[vi], VERSION_KEYS)!, buildId, source: files[vi]! };
   try {
     const raw = (await readFile(join(prefix, '.info/version'), 'utf8')).trim().split('\n')[0]!.trim();
     // "7.1.1-38": the part after the dash is the build number
