@@ -138,6 +138,14 @@ describe('readGguf on corrupted copies', () => {
     expect(await ggufError(() => readGguf(p, { skipArrays: true }), p)).toMatch(/tokenizer\.ggml\.tokens|truncated|absurd/);
   });
 
+  it('version 2 has the v3 layout and reads the same', async () => {
+    const v2 = corrupt('v2.gguf', (b) => (b.writeUInt32LE(2, 4), b));
+    const a = await readGguf(v2);
+    const b = await readGguf(spm);
+    expect(a.version).toBe(2);
+    expect([...a.metadata]).toEqual([...b.metadata]);
+  });
+
   it('bad magic, version 1, a future version and big-endian files are refused', async () => {
     const magic = corrupt('magic.gguf', (b) => (b.write('GGUX', 0), b));
     expect(await ggufError(() => readGguf(magic), magic)).toMatch(/not a GGUF file.*at byte 0/);
