@@ -70,6 +70,9 @@ export interface ClosureOptions {
   drop?: string[];
 }
 
+/** Which reason a file met more than once reports (drop rules spare interpreters). */
+const RANK: Record<ClosureReason, number> = { interpreter: 6, traced: 5, shebang: 4, needed: 3, rule: 2, symlink: 1, 'lookup-dir': 0 };
+
 const ALWAYS_EXCLUDED = ['/proc', '/proc/**', '/sys', '/sys/**', '/dev', '/dev/**'];
 
 /** Compute what a root needs for the traced workload; see the module comment for the rules' precedence. */
@@ -161,8 +164,9 @@ class ClosureBuilder {
     }
     if (!r.stat.isFile()) return null; // sockets and fifos belong to the run, not the root
     if (reason === 'interpreter') for (const l of r.links) this.interpLinks.add(l.path);
-    // the interpreter is often met first as a library's need (libc needs ld.so): its role wins, drop rules spare it
-    if (!this.entries.has(r.path) || reason === 'interpreter') this.entries.set(r.path, { path: r.path, type: 'file', reason });
+    // a file met twice keeps the stronger reason: ld.so is first met as libc's need, but it is the interpreter
+    const had = this.entries.get(r.path);
+    if (!had || RANK[reason] > RANK[had.reason]) this.entries.set(r.path, { path: r.path, type: 'file', reason });
     await this.follow(p, r.path, how.executable ?? false);
     return r.path;
   }
