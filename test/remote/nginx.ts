@@ -49,8 +49,20 @@ async function waitForPort(port: number, child: ChildProcess, dir: string): Prom
   throw new Error(`nginx did not listen on ${port}`);
 }
 
-/** Start nginx; `limitRate` (e.g. "20m") throttles each download, to catch a transfer mid-way. */
-export async function startNginx(opts: { limitRate?: string } = {}): Promise<Nginx> {
+/** Where a server block may put things. */
+export interface NginxPlaces {
+  port: number;
+  /** nginx's own temp directory (config, logs, pid). */
+  dir: string;
+  /** The document root; the cache lives under `<root>/cache`. */
+  root: string;
+}
+
+/**
+ * Start nginx. `limitRate` (e.g. "20m") throttles each download, to catch a
+ * transfer mid-way; `server` replaces the default server block.
+ */
+export async function startNginx(opts: { limitRate?: string; server?: (p: NginxPlaces) => string } = {}): Promise<Nginx> {
   const dir = mkdtempSync(join(tmpdir(), 'rocmflow-nginx-'));
   const root = join(dir, 'root');
   chmodSync(dir, 0o755);
@@ -59,6 +71,19 @@ export async function startNginx(opts: { limitRate?: string } = {}): Promise<Ngi
   chmodSync(join(root, 'cache'), 0o777);
   mkdirSync(join(dir, 'logs'));
   const port = await freePort();
+  const server =
+    opts.server?.({ port, dir, root }) ??
+    `server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    client_max_body_size 0;
+    location /cache/ {
+      dav_methods PUT DELETE;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+      ${opts.limitRate ? `limit_rate ${opts.limitRate};` : ''}
+    }
+  }`;
   const conf = `
 worker_processes 1;
 error_log ${dir}/logs/error.log;
@@ -70,17 +95,7 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
-    client_max_body_size 0;
-    location /cache/ {
-      dav_methods PUT DELETE;
-      create_full_put_path on;
-      dav_access user:rw group:r all:r;
-      ${opts.limitRate ? `limit_rate ${opts.limitRate};` : ''}
-    }
-  }
+  ${server}
 }
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);

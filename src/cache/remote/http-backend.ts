@@ -67,7 +67,14 @@ export class HttpBackend implements RemoteBackend {
 
   async putEntry(key: string, body: Buffer): Promise<void> {
     const url = this.url('ac', key);
-    await this.expectStored('PUT', url, await this.send('PUT', url, body));
+    try {
+      await this.expectStored('PUT', url, await this.send('PUT', url, body));
+    } catch (e) {
+      // bazel-remote checks /ac/ bodies are Bazel ActionResults unless told not to
+      if (e instanceof RemoteError && e.kind === 'http' && / HTTP 400/.test(e.message))
+        throw new RemoteError('http', `${e.message} (bazel-remote needs --disable_http_ac_validation for rocmflow's entries)`);
+      throw e;
+    }
   }
 
   async hasBlob(digest: string, size: number): Promise<boolean> {
