@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,10 +10,13 @@ import { emptyPath, fakeNvidiaSmi, pathWith } from './fake-tools.js';
 
 const REQUIRED = ['strace', 'bwrap', 'cmake', 'git', 'c++', 'tar', 'zstd'];
 
-async function run(cmd: Command, argv: string[], env: NodeJS.ProcessEnv = process.env) {
+// a project without a config file: only the built-in targets
+const noProject = mkdtempSync(join(tmpdir(), 'rocmflow-project-'));
+
+async function run(cmd: Command, argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = noProject) {
   const out: string[] = [];
   const err: string[] = [];
-  const io: CommandIO = { out: (l) => out.push(l), err: (l) => err.push(l), cwd: process.cwd(), env, color: false, signal: new AbortController().signal };
+  const io: CommandIO = { out: (l) => out.push(l), err: (l) => err.push(l), cwd, env, color: false, signal: new AbortController().signal };
   const code = await cmd.run(argv, io);
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
@@ -38,6 +41,25 @@ describe('rocmflow targets', () => {
     expect(r.out).toMatch(/^gfx1151\s+rocm\s+therock gfx1151\s+(yes|no)/m);
     expect(r.out).toMatch(/^cpu\s+cpu\s+none\s+yes/m);
     expect(r.out).toMatch(/^--target auto → \S+: /m);
+  });
+
+  it('a target added as one plugin file (gfx1201) is listed, detected and picked', async () => {
+    const project = mkdtempSync(join(tmpdir(), 'rocmflow-project-'));
+    const factory = join(import.meta.dirname, '../../src/gpu/amd-target.ts');
+    writeFileSync(join(project, 'gfx1201.ts'), `import { amdTarget } from ${JSON.stringify(factory)};\nexport default amdTarget({ name: 'gfx1201', arch: 'gfx1201', family: 'gfx120X-all', description: 'AMD RDNA4 (gfx1201)' });\n`);
+    writeFileSync(join(project, 'rocmflow.config.mjs'), `export default { plugins: ['./gfx1201.ts'], targets: { gfx1201: { device: 0 } } };\n`);
+    const root = fakeSysfs([cpuNode, { ...rx7900, gfxTargetVersion: 120001, renderMinor: 128 }]);
+    const r = await run(targetsCommand, ['--json', '--root', root], { PATH: emptyPath() }, project);
+    const j = JSON.parse(r.out);
+    expect(j.targets.map((t: { name: string }) => t.name)).toEqual(['gfx1151', 'gfx1100', 'cuda', 'gfx1201', 'cpu']);
+    expect(j.targets[3]).toMatchObject({ runtime: 'therock gfx120X-all', detected: true, deviceIndex: 0, detection: 'gfx1201 (discrete) at KFD node 1: HIP device 0 of 1, /dev/dri/renderD128' });
+    expect(j.auto).toBe('gfx1201');
+    // the config's targets.<name> options reach detection (a fresh project: ESM caches the imported config)
+    const project2 = mkdtempSync(join(tmpdir(), 'rocmflow-project-'));
+    writeFileSync(join(project2, 'gfx1201.ts'), `import { amdTarget } from ${JSON.stringify(factory)};\nexport default amdTarget({ name: 'gfx1201', arch: 'gfx1201', family: 'gfx120X-all', description: 'AMD RDNA4 (gfx1201)' });\n`);
+    writeFileSync(join(project2, 'rocmflow.config.mjs'), `export default { plugins: ['./gfx1201.ts'], targets: { gfx1201: { device: 'first' } } };\n`);
+    const bad = await run(targetsCommand, ['--json', '--root', root], { PATH: emptyPath() }, project2);
+    expect(JSON.parse(bad.out).targets[3].detection).toBe('detection failed: config: targets.gfx1201.device: expected an integer');
   });
 
   it('an unknown option is a usage error', async () => {

@@ -11,7 +11,9 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command, CommandIO } from '../command.js';
 import { parseArgs } from '../args.js';
-import { builtinTargets, chooseAutoTarget, detectTargets } from '../../../plugins/index.js';
+import { chooseAutoTarget, detectTargets } from '../../../plugins/index.js';
+import { loadTargets } from './targets.js';
+import type { TargetDefinition } from '../../plugin/types.js';
 import { readKfdNodes } from '../../gpu/kfd.js';
 import { queryNvidia } from '../../gpu/nvidia.js';
 
@@ -66,7 +68,7 @@ export interface DoctorReport {
   problems: string[];
 }
 
-export async function doctorReport(root: string, env: NodeJS.ProcessEnv): Promise<DoctorReport> {
+export async function doctorReport(root: string, env: NodeJS.ProcessEnv, targets: readonly TargetDefinition[], options: Record<string, Record<string, unknown>> = {}): Promise<DoctorReport> {
   const tools = await Promise.all(TOOLS.map(async (t) => {
     const version = await probe(t.version, env);
     return { name: t.name, found: version !== null, version, required: t.required, install: t.install, why: t.why };
@@ -76,7 +78,7 @@ export async function doctorReport(root: string, env: NodeJS.ProcessEnv): Promis
   const kfdPath = join(root, 'dev/kfd');
   const exists = await access(kfdPath, constants.F_OK).then(() => true, () => false);
   const readWrite = exists && (await access(kfdPath, constants.R_OK | constants.W_OK).then(() => true, () => false));
-  const detected = await detectTargets(builtinTargets(), { root, env });
+  const detected = await detectTargets(targets, { root, env, options });
   const auto = chooseAutoTarget(detected);
   const problems: string[] = [];
   for (const t of tools) if (t.required && !t.found) problems.push(`${t.name} not found: ${t.install}`);
@@ -124,17 +126,19 @@ export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'check host tools, GPUs and /dev/kfd; recommend a --target',
   usage: [
-    'rocmflow doctor [--json] [--root DIR]',
+    'rocmflow doctor [--json] [--root DIR] [--config F]',
     '',
     'Checks the tools the pipeline needs (with versions and install hints),',
     'lists AMD (KFD) and NVIDIA GPUs, checks /dev/kfd access and says which',
     '--target auto picks. Exit code 0 when everything that target needs is present.',
     '  --json      print the report as JSON',
     '  --root DIR  look for /sys and /dev under DIR (for fake sysfs trees)',
+    '  --config F  the config file (its plugins and targets.<name> options count)',
   ].join('\n'),
   async run(argv, io) {
-    const { flags } = parseArgs(argv, { json: { type: 'boolean' }, root: { type: 'string' }, debug: { type: 'boolean' } }, 'doctor');
-    const report = await doctorReport((flags.root as string | undefined) ?? '/', io.env);
+    const { flags } = parseArgs(argv, { json: { type: 'boolean' }, root: { type: 'string' }, config: { type: 'string' }, debug: { type: 'boolean' } }, 'doctor');
+    const { targets, options } = await loadTargets(io, flags.config as string | undefined);
+    const report = await doctorReport((flags.root as string | undefined) ?? '/', io.env, targets, options);
     if (flags.json) io.out(JSON.stringify(report, null, 2));
     else print(report, io);
     return report.problems.length ? 1 : 0;

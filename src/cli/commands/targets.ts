@@ -2,9 +2,30 @@
  * `rocmflow targets [--json] [--root DIR]`: the known targets and whether
  * each is detected on this host, and which one `--target auto` picks.
  */
-import type { Command } from '../command.js';
+import type { Command, CommandIO } from '../command.js';
 import { parseArgs } from '../args.js';
+import { openSession } from '../session.js';
 import { builtinTargets, chooseAutoTarget, detectTargets, type DetectedTarget } from '../../../plugins/index.js';
+import type { TargetDefinition } from '../../plugin/types.js';
+
+/**
+ * The targets to show: the built-ins in preference order, then those the
+ * config's plugins add (a plugin may replace a built-in by name), with the
+ * config's `targets.<name>` options for detection.
+ */
+export async function loadTargets(io: CommandIO, configFile?: string): Promise<{ targets: TargetDefinition[]; options: Record<string, Record<string, unknown>> }> {
+  const session = await openSession(io, { config: configFile });
+  try {
+    const registered = [...session.registry.targets.values()].map((t) => t.def);
+    const order = builtinTargets().map((t) => t.name);
+    // plugin GPU targets go after the built-in GPUs and before cpu, which stays the fallback
+    const rank = (t: TargetDefinition) => (t.family === 'cpu' ? order.length + 1 : order.includes(t.name) ? order.indexOf(t.name) : order.length);
+    const targets = registered.sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
+    return { targets, options: session.config.targets as Record<string, Record<string, unknown>> };
+  } finally {
+    await session.close();
+  }
+}
 
 /** One row of `rocmflow targets --json`. */
 export interface TargetRow {
@@ -35,17 +56,19 @@ export const targetsCommand: Command = {
   name: 'targets',
   summary: 'list the GPU/CPU targets and which are detected here',
   usage: [
-    'rocmflow targets [--json] [--root DIR]',
+    'rocmflow targets [--json] [--root DIR] [--config F]',
     '',
     'Lists every target with its family and runtime source, whether it is',
     'detected on this host (and how), and the one --target auto picks.',
     '  --json      print {targets: [...], auto} as JSON',
     '  --root DIR  look for /sys and /dev under DIR (for fake sysfs trees)',
+    '  --config F  the config file (default: rocmflow.config.* found from the cwd)',
   ].join('\n'),
   async run(argv, io) {
-    const { flags } = parseArgs(argv, { json: { type: 'boolean' }, root: { type: 'string' }, debug: { type: 'boolean' } }, 'targets');
+    const { flags } = parseArgs(argv, { json: { type: 'boolean' }, root: { type: 'string' }, config: { type: 'string' }, debug: { type: 'boolean' } }, 'targets');
     const root = (flags.root as string | undefined) ?? '/';
-    const detected = await detectTargets(builtinTargets(), { root, env: io.env });
+    const { targets, options } = await loadTargets(io, flags.config as string | undefined);
+    const detected = await detectTargets(targets, { root, env: io.env, options });
     const rows = targetRows(detected);
     const auto = chooseAutoTarget(detected);
     if (flags.json) {
