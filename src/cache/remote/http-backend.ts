@@ -127,7 +127,20 @@ export class HttpBackend implements RemoteBackend {
   }
 
   /** Send a request; resolves with the response as soon as its headers arrive. */
-  private send(method: 'GET' | 'HEAD' | 'PUT', url: string, body?: Body): Promise<IncomingMessage> {
+  private async send(method: 'GET' | 'HEAD' | 'PUT', url: string, body?: Body): Promise<IncomingMessage> {
+    try {
+      return await this.sendOnce(method, url, body);
+    } catch (e) {
+      // a kept-alive socket the server closed while idle fails on reuse;
+      // that is no sign of a dead server: retry once on a fresh socket
+      if (!(e instanceof StaleSocket)) throw e;
+      return this.sendOnce(method, url, body).catch((err) => {
+        throw err instanceof StaleSocket ? err.error : err;
+      });
+    }
+  }
+
+  private sendOnce(method: 'GET' | 'HEAD' | 'PUT', url: string, body?: Body): Promise<IncomingMessage> {
     const where = `${method} ${url}`;
     const headers: Record<string, string | number> = {};
     if (this.o.authorization) headers.authorization = this.o.authorization;
@@ -140,7 +153,11 @@ export class HttpBackend implements RemoteBackend {
       const req = mod.request(url, { method, agent: this.agent, headers });
       const timeout = () => req.destroy(new RemoteError('timeout', `${where}: no data for ${this.o.timeoutMs} ms`));
       req.setTimeout(this.o.timeoutMs, timeout);
-      req.on('error', (e) => reject(e instanceof RemoteError ? e : classifyNetError(e, where)));
+      req.on('error', (e) => {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) reject(new StaleSocket(classifyNetError(e, where)));
+        else reject(e instanceof RemoteError ? e : classifyNetError(e, where));
+      });
       req.on('response', (res) => {
         // the idle timeout keeps watching while the body streams in
         res.setTimeout(this.o.timeoutMs, () => res.destroy(new RemoteError('timeout', `${where}: no data for ${this.o.timeoutMs} ms`)));
@@ -154,6 +171,12 @@ export class HttpBackend implements RemoteBackend {
         src.pipe(req);
       }
     });
+  }
+}
+
+class StaleSocket extends Error {
+  constructor(readonly error: RemoteError) {
+    super(error.message);
   }
 }
 
