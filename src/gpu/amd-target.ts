@@ -160,7 +160,7 @@ export function findHipCompiler(runtimeRoot: string, prefer: 'clang' | 'hipcc' =
 
 /**
  * The build environment for HIP from a ROCm root: HIP_PATH/ROCM_PATH, the
- * device bitcode, and ROCm's bin on PATH (cmake's HIP language looks there).
+ * device bitcode, the clang dir for hipcc, and ROCm's bin on PATH.
  */
 export function hipToolchainEnv(runtimeRoot: string, basePath = process.env.PATH ?? ''): Record<string, string> {
   return {
@@ -168,7 +168,8 @@ export function hipToolchainEnv(runtimeRoot: string, basePath = process.env.PATH
     ROCM_PATH: runtimeRoot,
     HIP_DEVICE_LIB_PATH: join(runtimeRoot, 'lib/llvm/amdgcn/bitcode'),
     HIP_CLANG_PATH: join(runtimeRoot, 'lib/llvm/bin'),
-    PATH: [join(runtimeRoot, 'bin'), join(runtimeRoot, 'lib/llvm/bin'), basePath].filter(Boolean).join(':'),
+    // ROCm's bin (hipconfig, hipcc) only: LLVM's bin would shadow the host's binutils for the C/C++ side
+    PATH: [join(runtimeRoot, 'bin'), basePath].filter(Boolean).join(':'),
   };
 }
 
