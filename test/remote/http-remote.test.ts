@@ -68,9 +68,6 @@ describe('remote cache over HTTP (nginx WebDAV)', () => {
     expect(rb2.code, rb2.stderr).toBe(0);
     expect(outcome(rb2)).toEqual({ gen: 'cached/local', big: 'cached/local', sum: 'cached/local', same: 'cached/local' });
     sameOutputs(a, b);
-    const stats = JSON.parse(rocmflow(b, ['cache', 'stats', '--json', '--cache-dir', join(b, 'local-cache')]).stdout.trim().split('\n').at(-1)!);
-    expect(stats.remoteHits).toBe(4);
-    expect(stats.remoteBytes).toBeGreaterThan(3 << 20);
   });
 
   it('rejects a tampered blob on the server and reruns the task', async () => {
