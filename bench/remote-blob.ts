@@ -101,7 +101,7 @@ async function main(): Promise<number> {
     const rate = (r: ChildReport) => `${(r.bytes / 1e6 / (r.ms / 1000)).toFixed(0)} MB/s`;
     const gb = (size / 2 ** 30).toFixed(2);
     const method =
-      'nginx 1.x WebDAV PUT on 127.0.0.1; each direction in its own process (`process.resourceUsage().maxRSS`); pull time includes streaming SHA-256 and the store\'s digest check';
+      'nginx WebDAV PUT on 127.0.0.1; each direction in its own process (`process.resourceUsage().maxRSS`); pull time includes streaming SHA-256 and the store\'s digest check';
     console.log('| benchmark | size | push | pull | peak RSS push | peak RSS pull | method |');
     console.log('|---|---|---|---|---|---|---|');
     console.log(
