@@ -23,8 +23,16 @@ export function usageError(code: string, message: string, details?: readonly str
   return new RocmflowError(code, message, { exitCode: 2, details });
 }
 
+/**
+ * Duck-typed: a plugin may throw a RocmflowError from its own copy of this
+ * module (TypeScript sources loaded through tsx next to rocmflow's compiled
+ * code), and that must still print as one clean line.
+ */
 export function isRocmflowError(e: unknown): e is RocmflowError {
-  return e instanceof RocmflowError;
+  return (
+    e instanceof RocmflowError ||
+    (e instanceof Error && e.name === 'RocmflowError' && typeof (e as RocmflowError).code === 'string' && typeof (e as RocmflowError).exitCode === 'number')
+  );
 }
 
 /** A tool that is not installed: say what to install. */

@@ -27,8 +27,7 @@ export default defineTask<FetchRocmOptions>({
   async inputs(ctx) {
     return runtimeInputs(sourceOf(ctx), {
       cacheDir: ctx.config.cacheDir,
-      // inputs() has no logger: a stale-index fallback must still be visible
-      warn: (m) => process.stderr.write(`warning: fetch-rocm: ${m}\n`),
+      warn: (m) => ctx.log.warn(m),
     });
   },
   outputs: (ctx) => runtimeOutputs(sourceOf(ctx)),

@@ -21,8 +21,7 @@ export interface ActionEntry {
   rocmflowVersion: string;
 }
 
-/** Every blob an entry needs (outputs and the log). */
+/** Every output blob an entry needs (the log blob, `log`, is optional and sized by the store). */
 export function entryBlobs(e: ActionEntry): { digest: string; size: number }[] {
-  const out = e.manifest.entries.filter((x) => x.type === 'file').map((x) => ({ digest: x.sha256!, size: x.size! }));
-  return out;
+  return e.manifest.entries.filter((x) => x.type === 'file').map((x) => ({ digest: x.sha256!, size: x.size! }));
 }

@@ -4,18 +4,18 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { cosmiconfig } from 'cosmiconfig';
 import { RocmflowError, usageError } from '../errors.js';
 import { validateUserConfig } from './resolve.js';
+import { defaultExport, importFile } from '../util/typescript-loader.js';
 import type { UserConfig } from './types.js';
 
 const SEARCH_PLACES = ['rocmflow.config.ts', 'rocmflow.config.mts', 'rocmflow.config.js', 'rocmflow.config.mjs'];
 
 async function importLoader(filepath: string): Promise<unknown> {
   try {
-    const mod = await import(pathToFileURL(filepath).href);
-    return mod.default ?? mod;
+    const mod = await importFile(filepath);
+    return defaultExport(mod) ?? mod;
   } catch (e) {
     const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
     throw new RocmflowError('E_CONFIG_LOAD', `${filepath}: cannot load config: ${msg}`, { exitCode: 2, cause: e });

@@ -98,7 +98,7 @@ export class Executor {
         throw new RocmflowError('E_CONFIG', `${where}: ${(e as Error).message}`, { exitCode: 2 });
       }
     }
-    return { task: name, target: this.o.target, options, config: this.o.config, projectRoot: this.o.config.projectRoot };
+    return { task: name, target: this.o.target, options, config: this.o.config, projectRoot: this.o.config.projectRoot, log: makeLogger(this.o.emit, name) };
   }
 
   /** Validate every selected task's options up front (config errors exit 2 before anything runs). */
@@ -112,6 +112,7 @@ export class Executor {
     const nodes = new Map(graph.order.map((n) => [n, { run: () => this.runOne(n) }]));
     await new PGraph(nodes, graph.edges()).run({ concurrency: this.o.config.jobs, continue: true });
     await Promise.allSettled(this.uploads);
+    await this.flushStats();
     return this.outcomes;
   }
 
@@ -242,13 +243,22 @@ export class Executor {
     await this.o.index.set('state', Executor.stateKey(this.o.target.name, name), rec);
   }
 
+  /** Hits are counted in memory and written once at the end of the run (parallel hits would race). */
+  private readonly hits: Record<string, number> = {};
+
   private async bumpStats(source: 'local' | 'remote', entry: ActionEntry): Promise<void> {
-    const s = (await this.o.index.get<Record<string, number>>('stats', 'totals')) ?? {};
-    s[`${source}Hits`] = (s[`${source}Hits`] ?? 0) + 1;
-    s[`${source}Bytes`] = (s[`${source}Bytes`] ?? 0) + manifestBytes(entry.manifest);
-    s.savedMs = (s.savedMs ?? 0) + entry.durationMs;
-    await this.o.index.set('stats', 'totals', s);
+    const h = this.hits;
+    h[`${source}Hits`] = (h[`${source}Hits`] ?? 0) + 1;
+    h[`${source}Bytes`] = (h[`${source}Bytes`] ?? 0) + manifestBytes(entry.manifest);
+    h.savedMs = (h.savedMs ?? 0) + entry.durationMs;
     await this.o.index.set('stats', `used:${entry.key}`, Date.now());
+  }
+
+  private async flushStats(): Promise<void> {
+    if (!Object.keys(this.hits).length) return;
+    const s = (await this.o.index.get<Record<string, number>>('stats', 'totals')) ?? {};
+    for (const [k, v] of Object.entries(this.hits)) s[k] = (s[k] ?? 0) + v;
+    await this.o.index.set('stats', 'totals', s);
   }
 
   private async execute(
@@ -278,7 +288,7 @@ export class Executor {
       const logFile = join(this.logDir, `${target.name}--${name}.log`);
       const logStream = createWriteStream(logFile);
       const log = makeLogger(this.o.emit, name, logStream);
-      const shell = createTaskShell({
+      const shell = await createTaskShell({
         cwd: outDir, env: { ...this.o.env, ...target.definition.env({ detection: target.detection, options: target.options }) }, signal, log: logStream,
         onOutput: this.o.verbose ? (line) => this.o.emit({ type: 'log', task: name, level: 'output', line }) : undefined,
       });

@@ -12,7 +12,7 @@ import { toolVersions } from '../fingerprint/tools.js';
 import { expandInputs } from '../fingerprint/walk.js';
 import { PACKAGE_ROOT, type LoadedTask } from '../plugin/load.js';
 import type { TaskContext, TaskInputs } from '../plugin/types.js';
-import { RocmflowError } from '../errors.js';
+import { RocmflowError, isRocmflowError } from '../errors.js';
 
 export const ROCMFLOW_VERSION: string = (await import('../../package.json', { with: { type: 'json' } })).default.version;
 
@@ -55,7 +55,7 @@ export async function fingerprintTask(opts: {
   try {
     inputs = (await task.def.inputs?.(ctx)) ?? {};
   } catch (e) {
-    if (e instanceof RocmflowError) throw e;
+    if (isRocmflowError(e)) throw e;
     throw new RocmflowError('E_TASK_INPUTS', `task ${task.def.name}: inputs() failed: ${(e as Error).message}`, { cause: e });
   }
   const entries = expandInputs(inputs.files ?? [], ctx.projectRoot, task.def.name);

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import type { WriteStream } from 'node:fs';
-import { $ as zx$, type Shell } from 'zx';
+import type { Shell } from 'zx';
 
 export interface TaskShell {
   $: Shell;
@@ -13,13 +13,15 @@ export interface TaskShell {
   killAll(graceMs?: number): Promise<void>;
 }
 
-export function createTaskShell(opts: {
+/** zx takes about a quarter of a second to import: only runs that execute a task pay for it. */
+export async function createTaskShell(opts: {
   cwd: string;
   env: NodeJS.ProcessEnv;
   signal: AbortSignal;
   log: WriteStream;
   onOutput?: (line: string) => void;
-}): TaskShell {
+}): Promise<TaskShell> {
+  const { $: zx$ } = await import('zx');
   const children = new Set<ChildProcess>();
   const trackedSpawn = ((cmd: string, args: readonly string[], o: SpawnOptions) => {
     const child = spawn(cmd, args, { ...o, detached: true });

@@ -35,7 +35,7 @@ export interface FieldChange {
   after: string;
 }
 
-const show = (v: unknown) => (v === undefined ? '(none)' : typeof v === 'string' ? v : canonicalJson(v));
+const show = (v: unknown) => (v === undefined ? '(none)' : v === null ? '(unset)' : typeof v === 'string' ? v : canonicalJson(v));
 const short = (s: string) => (s.length > 120 ? `${s.slice(0, 117)}...` : s);
 
 /** Field-level differences between a previous and a current record, most specific first. */

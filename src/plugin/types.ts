@@ -42,6 +42,8 @@ export interface TaskContext<Options = unknown> {
   readonly config: ResolvedConfigView;
   /** The project root (where rocmflow.config.ts lives). */
   readonly projectRoot: string;
+  /** Messages while computing inputs (e.g. "index unreachable, reusing the last answer"). */
+  readonly log: Logger;
 }
 
 /** A dependency's result, as a dependent task sees it. */

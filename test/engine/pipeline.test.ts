@@ -127,7 +127,7 @@ describe('run', () => {
     expect(j.state).toBe('run');
     expect(j.changes).toContainEqual({ field: 'param flags', before: '[]', after: '["-O3"]' });
     const ex3 = rocmflow(ws, ['explain', 'compile'], { COMPILE_MODE: 'fast' });
-    expect(ex3.stdout).toContain('env COMPILE_MODE: (none) → "fast"');
+    expect(ex3.stdout).toContain('env COMPILE_MODE: (unset) → fast');
   });
 
   it('--force X reruns X and its dependents only; --force alone reruns all', () => {
