@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(strace bubblewrap zstd xz-utils tar cmake make g++ git ccache ca-certificates skopeo umoci binutils file nginx)
+PACKAGES=(strace bubblewrap zstd xz-utils tar cmake make g++ git ccache ca-certificates skopeo umoci binutils file nginx openssl python3 perl)
 
 if command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=none; fi

@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { cp, lstat, mkdir, open, readdir } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { RocmflowError } from '../errors.js';
 
 /** What was installed, relative to the llama/ directory. */
@@ -78,7 +78,7 @@ export async function installLlama(buildDir: string, dest: string, targets: read
     result.libraries.push(`bin/${name}`);
   }
   if (result.executables.length === 0)
-    throw new RocmflowError('E_BUILD', `llama.cpp build produced none of ${targets.join(', ')} in ${relative(process.cwd(), binDir) || binDir}`);
+    throw new RocmflowError('E_BUILD', `llama.cpp build produced none of ${targets.join(', ')} in ${binDir}`);
   for (const rel of [...result.executables, ...result.libraries]) {
     const file = join(dest, rel);
     if (!(await lstat(file)).isFile() || !(await isElf(file))) continue;
