@@ -1,0 +1,196 @@
+/**
+ * strace-trace: run the target's workload (llama-server + the CLI, see
+ * src/llama/workload.ts) inside the full runtime under strace, and record
+ * what it touched, what it generated and how fast.
+ *
+ * This module also defines `detect-target`, a dependency without
+ * dependencies of its own: it checks that the target's device is here
+ * before anything is downloaded or built (the engine runs it first and a
+ * failure cancels the rest), and its output (the detection) carries the
+ * device index the workload's environment pins.
+ *
+ * Fingerprint: the workload parameters, `baseRoot`, strace's and bwrap's
+ * versions, and the host's `/etc/ld.so.cache` (or the base root's), which
+ * changes whenever system libraries are installed or upgraded. The system
+ * libraries themselves are not hashed (a whole root cannot be hashed
+ * cheaply); trim-runtime re-derives the ELF closure and verifies the result.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { defineTask, RocmflowError, s, type Detection, type ResolvedTarget } from '../src/plugin/index.js';
+import { sandboxRunner } from '../src/llama/workload-sandbox.js';
+import { DEFAULT_WORKLOAD, pickCli, runWorkload, textsOf, type WorkloadSpec } from '../src/llama/workload.js';
+import { pipelineRuntime, LLAMA_MOUNT, MODELS_MOUNT, ROCM_MOUNT } from '../src/runtime/pipeline-layout.js';
+import { startVramSampler, type VramSample, type VramSource } from '../src/gpu/vram.js';
+import { parseTraceFiles } from '../src/trace/parse.js';
+
+/** `tasks.strace-trace` options. */
+export interface StraceTraceOptions {
+  /** A sysroot used as `/` for the runtime (e.g. a debootstrapped Debian root). @default the host's / */
+  baseRoot?: string;
+  seed?: number;
+  threads?: number;
+  ctxSize?: number;
+  /** Tokens for the short prompt; the long one gets twice as many. @default 16 */
+  nPredict?: number;
+  /** Seconds llama-server may take to load. @default 120 */
+  healthTimeout?: number;
+}
+
+const options = s.object({
+  baseRoot: s.optional(s.string()),
+  seed: s.optional(s.number({ integer: true, min: 0 })),
+  threads: s.optional(s.number({ integer: true, min: 1 })),
+  ctxSize: s.optional(s.number({ integer: true, min: 64 })),
+  nPredict: s.optional(s.number({ integer: true, min: 1, max: 4096 })),
+  healthTimeout: s.optional(s.number({ min: 1 })),
+});
+
+/** The workload these options describe. */
+export function workloadSpec(o: StraceTraceOptions): WorkloadSpec {
+  const n = o.nPredict ?? DEFAULT_WORKLOAD.cli.nPredict;
+  return {
+    seed: o.seed ?? DEFAULT_WORKLOAD.seed,
+    threads: o.threads ?? DEFAULT_WORKLOAD.threads,
+    ctxSize: o.ctxSize ?? DEFAULT_WORKLOAD.ctxSize,
+    requests: DEFAULT_WORKLOAD.requests.map((r) => ({ ...r, nPredict: r.name.startsWith('long') ? 2 * n : n })),
+    cli: { ...DEFAULT_WORKLOAD.cli, nPredict: n },
+  };
+}
+
+/** Detect the target's device; a GPU target without its GPU is a clear error naming what to use instead. */
+export async function requireDevice(target: ResolvedTarget): Promise<Detection> {
+  const def = target.definition;
+  const detection = target.detection ?? (await def.detect({ root: '/', env: process.env, options: target.options }));
+  if (def.family !== 'cpu' && !detection.found) {
+    const what = def.arch ? `${def.arch} GPU` : `${def.family.toUpperCase()} GPU`;
+    throw new RocmflowError('E_NO_DEVICE', `no ${what} found for target ${target.name} (${detection.description}): use --target cpu, or --target auto`);
+  }
+  return detection;
+}
+
+const detectTarget = defineTask({
+  name: 'detect-target',
+  description: "Check that the target's device is present (before anything is fetched or built); record the detection",
+  code: ['src/gpu'],
+  async inputs(ctx) {
+    // detection runs while the key is computed: a missing GPU fails here, first
+    const d = await requireDevice(ctx.target);
+    return { params: { target: ctx.target.name, detection: JSON.parse(JSON.stringify(d)) } };
+  },
+  outputs: ['device.json'],
+  async run(ctx) {
+    const d = await requireDevice(ctx.target);
+    await writeFile(join(ctx.outDir, 'device.json'), JSON.stringify({ target: ctx.target.name, family: ctx.target.definition.family, detection: d }, null, 2) + '\n');
+    return { summary: [`${ctx.target.name}: ${d.description}`] };
+  },
+});
+
+function vramSource(family: string, d: Detection): VramSource | null {
+  if (!d.found) return null;
+  if (family === 'rocm') {
+    const node = d.facts?.renderNode;
+    return typeof node === 'string' ? { kind: 'amd', drmDevice: node.replace(/^.*\//, '') } : null;
+  }
+  if (family === 'cuda') return { kind: 'nvidia', index: d.deviceIndex ?? 0 };
+  return null;
+}
+
+
+const straceTrace = defineTask<StraceTraceOptions>({
+  name: 'strace-trace',
+  description: 'Trace llama-server and the CLI on the model inside the full runtime (strace): access set, texts, timings, peak GPU memory',
+  deps: ['detect-target', 'build-llama', 'fetch-rocm', 'model'],
+  options,
+  code: ['src/llama/workload.ts', 'src/llama/workload-sandbox.ts', 'src/llama/server.ts', 'src/llama/client.ts', 'src/runtime/pipeline-layout.ts',
+    'src/runtime/sandbox.ts', 'src/runtime/strace-kit.ts', 'src/trace', 'src/gpu/vram.ts'],
+  inputs(ctx) {
+    const base = ctx.options.baseRoot ?? '/';
+    const ldCache = join(base.startsWith('/') ? base : join(ctx.projectRoot, base), 'etc/ld.so.cache');
+    return {
+      params: { workload: workloadSpec(ctx.options) as never, baseRoot: ctx.options.baseRoot ?? null, family: ctx.target.definition.family },
+      files: existsSync(ldCache) ? [ldCache] : [],
+      tools: ['strace -V', 'bwrap --version'],
+    };
+  },
+  outputs: ['trace', 'access.json', 'workload.json'],
+  async run(ctx) {
+    const def = ctx.target.definition;
+    const device = JSON.parse(await readFile(join(ctx.deps['detect-target']!.outDir, 'device.json'), 'utf8')) as { detection: Detection };
+    const detection = device.detection;
+    const gpu = def.family !== 'cpu';
+    const rt = await pipelineRuntime(ctx.deps, { baseRoot: ctx.options.baseRoot, projectRoot: ctx.projectRoot });
+    const env = def.env({ detection, options: ctx.target.options, ...(rt.runtimeRoot ? { runtimeRoot: ROCM_MOUNT } : {}) });
+    const spec = workloadSpec(ctx.options);
+    const cli = pickCli(join(rt.llamaDir, 'bin'));
+    const traceDir = join(ctx.outDir, 'trace');
+    await mkdir(traceDir, { recursive: true });
+    const runner = await sandboxRunner({
+      layout: rt.layout, binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }], devices: def.devices, env, traceDir, signal: ctx.signal,
+    });
+
+    const src = vramSource(def.family, detection);
+    let sampler: ReturnType<typeof startVramSampler> | null = null;
+    let vram: VramSample | null = null;
+    const bar = ctx.progress.start('workload under strace', { total: 2, unit: 'steps' });
+    let result: Awaited<ReturnType<typeof runWorkload>>;
+    try {
+      result = await runWorkload({
+      spec, runner, gpu, signal: ctx.signal, healthTimeoutMs: (ctx.options.healthTimeout ?? 120) * 1000,
+      paths: { binDir: rt.binDir, model: `${MODELS_MOUNT}/model.gguf`, cli },
+      onServerUp: () => {
+        bar.update(1);
+        if (src) sampler = startVramSampler(src);
+      },
+      log: (l) => ctx.log.info(l),
+      });
+    } finally {
+      const running = sampler as ReturnType<typeof startVramSampler> | null;
+      if (running) vram = await running.stop();
+    }
+    bar.done();
+
+    const trace = await parseTraceFiles(runner.logs, { cwd: '/' });
+    for (const w of trace.warnings.slice(0, 20)) ctx.log.warn(`trace: ${w}`);
+    await writeFile(join(ctx.outDir, 'access.json'), JSON.stringify(trace.access, null, 2) + '\n');
+    // zstd -19: strace logs shrink ~20x, and the cache keeps every version
+    const raw = (await readdir(traceDir)).filter((n) => n.endsWith('.log'));
+    for (const l of raw) await ctx.$`zstd -q -19 --rm -f ${join(traceDir, l)}`;
+    const logs = raw.map((l) => `${l}.zst`);
+    const bytes = (await Promise.all(logs.map((l) => stat(join(traceDir, l))))).reduce((n, st) => n + st.size, 0);
+
+    const record = {
+      target: ctx.target.name,
+      detection,
+      env,
+      gpu,
+      method: runner.method,
+      layout: {
+        base: ctx.options.baseRoot ? 'baseRoot' : '/',
+        layers: rt.layout.layers.map((l) => l.mount),
+        binds: [MODELS_MOUNT],
+        llama: LLAMA_MOUNT,
+      },
+      spec,
+      cli,
+      texts: textsOf(result),
+      result,
+      peakVram: vram,
+      trace: { logs: logs.map((l) => `trace/${l}`), files: trace.access.files.length, executables: trace.access.executables, missing: trace.access.missing.length },
+    };
+    await writeFile(join(ctx.outDir, 'workload.json'), JSON.stringify(record, null, 2) + '\n');
+
+    const gen = result.requests.map((r) => r.timings?.predictedPerSecond ?? 0);
+    const speed = gen.length ? (gen.reduce((a, b) => a + b, 0) / gen.length).toFixed(1) : '?';
+    return {
+      summary: [
+        `traced llama-server (${result.requests.length} requests, loaded in ${result.server.loadMs} ms, ${speed} tokens/s generated) and ${cli} in ${runner.method}: ` +
+          `${trace.access.files.length} files, ${trace.access.executables.length} executables (${(bytes / 1024).toFixed(0)} KiB of zstd logs)`,
+        ...(vram?.available ? [`peak GPU memory ${(vram.peakUsedBytes / 2 ** 20).toFixed(0)} MiB (baseline ${(vram.baselineUsedBytes / 2 ** 20).toFixed(0)} MiB)`] : []),
+      ],
+    };
+  },
+});
+
+export default { tasks: [detectTarget, straceTrace] };

@@ -1,0 +1,169 @@
+/**
+ * trim-runtime: the full runtime + the traced access set + the target's
+ * rules → a trimmed root (`rootfs/`), verified by running the traced
+ * workload inside it (identical texts or the task fails, listing the paths
+ * the trimmed run missed), then written as OCI images: the minimal runtime
+ * and the full one it is measured against. Also the trim report and the
+ * reproducibility record.
+ */
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defineTask, RocmflowError, type Detection } from '../src/plugin/index.js';
+import { PACKAGE_ROOT } from '../src/plugin/load.js';
+import { computeClosure } from '../src/runtime/closure.js';
+import { assembleRoot } from '../src/runtime/assemble.js';
+import { trimReport } from '../src/runtime/report.js';
+import { pipelineRuntime, MODELS_MOUNT } from '../src/runtime/pipeline-layout.js';
+import { fullRuntime, pipelineCategory } from '../src/runtime/pipeline-report.js';
+import { verifyWorkload } from '../src/runtime/pipeline-verify.js';
+import { STRACE_KIT_DIR } from '../src/runtime/strace-kit.js';
+import { writeRuntimeImages } from '../src/image/pipeline-images.js';
+import { humanBytes } from '../src/image/report.js';
+import { toolVersion } from '../src/llama/toolchain.js';
+import type { WorkloadSpec } from '../src/llama/workload.js';
+import type { AccessSet } from '../src/trace/access-set.js';
+
+/** What trim-runtime reads back from strace-trace's workload.json. */
+interface TraceRecord {
+  target: string;
+  detection: Detection;
+  env: Record<string, string>;
+  gpu: boolean;
+  spec: WorkloadSpec;
+  cli: string;
+  texts: Record<string, string>;
+}
+
+const readJson = async <T>(path: string): Promise<T> => JSON.parse(await readFile(path, 'utf8')) as T;
+const readJsonIf = async (path: string): Promise<unknown> => (existsSync(path) ? readJson(path) : null);
+
+function rocmflowVersion(): string {
+  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+export default defineTask({
+  name: 'trim-runtime',
+  description: 'Trim the full runtime to what the trace needs, verify it with the same workload, write the minimal and full OCI images and the report',
+  deps: ['strace-trace', 'build-llama', 'fetch-rocm', 'model', 'snapshot-rocm'],
+  code: ['src/runtime', 'src/image', 'src/llama/workload.ts', 'src/llama/workload-sandbox.ts', 'src/llama/server.ts', 'src/llama/client.ts', 'src/trace'],
+  inputs(ctx) {
+    const baseRoot = (ctx.config.tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot ?? null;
+    const def = ctx.target.definition;
+    return {
+      // the rules decide what is kept; the base root decides where the system files come from
+      params: { baseRoot, keep: def.keep as never, drop: def.drop, hostProvided: def.hostProvided, devices: def.devices, version: rocmflowVersion() },
+      env: ['SOURCE_DATE_EPOCH'],
+      tools: ['bwrap --version', 'zstd --version'],
+    };
+  },
+  outputs: ['rootfs', 'rootfs.manifest.json', 'images', 'report.md', 'report.json', 'reproducibility.json'],
+  async run(ctx) {
+    const def = ctx.target.definition;
+    const traceOut = ctx.deps['strace-trace']!.outDir;
+    const traced = await readJson<TraceRecord>(join(traceOut, 'workload.json'));
+    const access = await readJson<AccessSet>(join(traceOut, 'access.json'));
+    const baseRoot = (ctx.config.tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot;
+    const rt = await pipelineRuntime(ctx.deps, { baseRoot, projectRoot: ctx.projectRoot });
+
+    // 1. closure and assembly
+    const closure = await computeClosure({
+      layout: rt.layout, access,
+      mounted: [`${MODELS_MOUNT}/**`],
+      exclude: [`${STRACE_KIT_DIR}/**`, `${traceOut}/**`, '/tmp/**'],
+      keep: def.keep, drop: def.drop, hostProvided: def.hostProvided,
+    });
+    for (const w of closure.warnings) ctx.log.warn(w);
+    const rootfs = join(ctx.outDir, 'rootfs');
+    const manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath: join(ctx.outDir, 'rootfs.manifest.json'), signal: ctx.signal });
+    ctx.log.info(`trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)}`);
+
+    // 2. verification: the traced workload, in the trimmed root, must say the same
+    const bar = ctx.progress.start('verify the trimmed root', { unit: 'steps', total: 1 });
+    const verify = await verifyWorkload({
+      rootfs, full: rt.layout, expected: traced.texts, spec: traced.spec, gpu: traced.gpu,
+      paths: { binDir: rt.binDir, model: `${MODELS_MOUNT}/model.gguf`, cli: traced.cli },
+      binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }], devices: def.devices, env: traced.env,
+      workDir: ctx.workDir, signal: ctx.signal, log: (l) => ctx.log.info(`verify: ${l}`),
+    });
+    bar.done();
+    if (!verify.ok) {
+      const why = verify.error ?? `texts differ for ${verify.differing.join(', ')}`;
+      throw new RocmflowError('E_VERIFY', `trim-runtime: the trimmed root ${rootfs} failed verification (${verify.method}): ${why}`, {
+        details: verify.missing.length ? ['paths the trimmed run could not find:', ...verify.missing] : verify.differing.map((n) => `${n}: expected ${JSON.stringify(traced.texts[n])}, got ${JSON.stringify(verify.texts[n])}`),
+      });
+    }
+    const requests = traced.spec.requests.length;
+
+    // 3. images
+    const full = await fullRuntime(rt.layout, closure);
+    const images = join(ctx.outDir, 'images');
+    await mkdir(images, { recursive: true });
+    const snapshot = join(ctx.deps['snapshot-rocm']!.outDir, 'rocm.tar.zst');
+    const written = await writeRuntimeImages({
+      rootfs, full: full.entries, rocmSnapshot: rt.runtimeRoot ? snapshot : undefined, outDir: images,
+      target: ctx.target.name, env: traced.env, devices: def.devices, version: rocmflowVersion(), signal: ctx.signal,
+      onProgress: (m) => ctx.log.info(`writing ${m}`),
+    });
+
+    // 4. report
+    const report = trimReport({ full: full.files, manifest, categorize: pipelineCategory });
+    const model = (await readJson<{ sha256: string; size: number }>(join(ctx.deps.model!.outDir, 'model.json')));
+    const imageSizes = {
+      minimal: { compressed: written.minimal.compressedSize, uncompressed: written.minimal.uncompressedSize, layers: written.minimal.layers.length, digest: written.minimal.manifestDigest },
+      full: { compressed: written.full.compressedSize, uncompressed: written.full.uncompressedSize, layers: written.full.layers.length, digest: written.full.manifestDigest },
+    };
+    const reportJson = {
+      target: ctx.target.name,
+      ...report.json,
+      hostProvided: closure.hostProvided,
+      fullDefinition: { layers: rt.layout.layers.map((l) => l.mount), libraryDirs: full.libraryDirs },
+      verify: { ok: true, method: verify.method, requests, cli: traced.cli, texts: verify.texts },
+      images: imageSizes,
+      reusedRocmSnapshot: written.reusedSnapshot,
+      model: { bytes: model.size, sha256: model.sha256 },
+    };
+    await writeFile(join(ctx.outDir, 'report.json'), JSON.stringify(reportJson, null, 2) + '\n');
+    const md = [
+      report.markdown,
+      '## The full runtime', '',
+      `Every file of ${rt.layout.layers.map((l) => `\`${l.mount}\``).join(' and ')}, plus every file directly in the base directories the trimmed closure took libraries from (${full.libraryDirs.map((d) => `\`${d}\``).join(', ') || 'none'}): what a hand-written Dockerfile copying those directories would ship.`, '',
+      '## Host-provided (not bundled)', '', ...(closure.hostProvided.length ? closure.hostProvided.map((p) => `- \`${p}\``) : ['none']), '',
+      '## Verification', '',
+      `${requests} server requests and one ${traced.cli} run gave the same text in the trimmed root as in the traced full runtime (${verify.method}).`, '',
+      '## Images', '',
+      `- minimal: ${humanBytes(imageSizes.minimal.uncompressed)} uncompressed, ${humanBytes(imageSizes.minimal.compressed)} zstd (${imageSizes.minimal.digest})`,
+      `- full: ${humanBytes(imageSizes.full.uncompressed)} uncompressed, ${humanBytes(imageSizes.full.compressed)} zstd (${imageSizes.full.digest})`, '',
+    ].join('\n');
+    await writeFile(join(ctx.outDir, 'report.md'), md);
+
+    // 5. reproducibility record
+    const tools: Record<string, string | null> = {};
+    for (const t of ['strace', 'bwrap', 'cmake', 'zstd', 'git']) tools[t] = await toolVersion(t);
+    const repro = {
+      rocmflow: rocmflowVersion(),
+      node: process.version,
+      target: { name: ctx.target.name, family: def.family, arch: def.arch ?? null, detection: traced.detection, env: traced.env },
+      rocm: await readJsonIf(join(ctx.deps['fetch-rocm']!.outDir, 'fetch.json')),
+      llama: await readJsonIf(join(ctx.deps['build-llama']!.outDir, 'build-info.json')),
+      model: await readJsonIf(join(ctx.deps.model!.outDir, 'model.json')),
+      workload: { spec: traced.spec, cli: traced.cli, texts: traced.texts },
+      tools,
+      images: imageSizes,
+      rootfs: { files: manifest.files, bytes: manifest.bytes },
+    };
+    await writeFile(join(ctx.outDir, 'reproducibility.json'), JSON.stringify(repro, null, 2) + '\n');
+
+    const ratio = imageSizes.full.uncompressed ? (imageSizes.full.uncompressed / imageSizes.minimal.uncompressed).toFixed(1) : '?';
+    return {
+      summary: [
+        `minimal image: ${join(images, 'minimal.oci.tar')} (docker load: ${join(images, 'minimal.docker.tar')}), ${humanBytes(imageSizes.minimal.uncompressed)} (${humanBytes(imageSizes.minimal.compressed)} zstd) against ${humanBytes(imageSizes.full.uncompressed)} full (${join(images, 'full.oci.tar')}): ${ratio}x smaller`,
+        `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
+        `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
+        ...(closure.hostProvided.length ? [`host-provided, not bundled: ${closure.hostProvided.join(', ')}`] : []),
+        `reproducibility record: ${join(ctx.outDir, 'reproducibility.json')}`,
+      ],
+    };
+  },
+});
+
