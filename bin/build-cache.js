@@ -73,6 +73,8 @@ export async function compiledRoot() {
     logLevel: 'error',
   });
   copyFileSync(join(ROOT, 'package.json'), join(tmp, 'package.json'));
+  // lets the compiled code map imports of the TypeScript sources onto itself
+  writeFileSync(join(tmp, '.source-root'), ROOT);
   if (!base.startsWith(join(ROOT, 'node_modules'))) symlinkSync(join(ROOT, 'node_modules'), join(tmp, 'node_modules'));
   writeFileSync(join(tmp, '.complete'), sig);
   try {

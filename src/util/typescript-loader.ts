@@ -6,14 +6,41 @@
  * rocmflow's own precompiled modules load at full speed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RocmflowError } from '../errors.js';
 
 export function needsCompile(file: string): boolean {
   return /\.(c|m)?ts$/.test(file);
+}
+
+/** Where this (compiled) copy of rocmflow runs from, and the sources it was compiled from. */
+const RUNNING_ROOT = resolve(import.meta.dirname, '../..');
+const SOURCE_ROOT = (() => {
+  try {
+    return readFileSync(join(RUNNING_ROOT, '.source-root'), 'utf8').trim();
+  } catch {
+    return RUNNING_ROOT;
+  }
+})();
+
+/**
+ * A config or plugin that imports rocmflow (by package name, or by path into
+ * its sources) gets the very modules the engine runs, not a bundled copy:
+ * one `RocmflowError` class, one schema module.
+ */
+function rocmflowModule(spec: string, importer: string): string | null {
+  let target: string | null = null;
+  if (spec === 'rocmflow') target = join(SOURCE_ROOT, 'src/index.ts');
+  else if (spec.startsWith('rocmflow/')) target = join(SOURCE_ROOT, 'src', `${spec.slice('rocmflow/'.length)}/index.ts`);
+  else if (spec.startsWith('.') || spec.startsWith('/')) target = resolve(dirname(importer), spec);
+  if (!target) return null;
+  const rel = relative(SOURCE_ROOT, target);
+  if (rel.startsWith('..') || !/^(src|tasks|plugins)\//.test(rel)) return null;
+  const js = join(RUNNING_ROOT, rel.replace(/\.(c|m)?ts$/, '.js'));
+  return existsSync(js) ? js : null;
 }
 
 /**
@@ -32,7 +59,8 @@ function stamp(f: string): string {
 }
 
 function cached(file: string): { entry: string; code: string | null } {
-  const entry = join(CACHE_DIR, `${createHash('sha256').update(file).digest('hex').slice(0, 24)}.json`);
+  // the bundle names this rocmflow build's modules by path: key on both
+  const entry = join(CACHE_DIR, `${createHash('sha256').update(`${file}\0${RUNNING_ROOT}`).digest('hex').slice(0, 24)}.json`);
   try {
     const c = JSON.parse(readFileSync(entry, 'utf8')) as { inputs: Record<string, string>; code: string };
     if (Object.entries(c.inputs).every(([f, st]) => stamp(f) === st)) return { entry, code: c.code };
@@ -47,6 +75,18 @@ async function compile(file: string, entry: string): Promise<string> {
     const out = await build({
       entryPoints: [file], bundle: true, write: false, platform: 'node', format: 'esm', target: 'node20', metafile: true,
       packages: 'external', logLevel: 'silent', sourcemap: 'inline',
+      plugins: [
+        {
+          name: 'rocmflow-self',
+          setup(b) {
+            b.onResolve({ filter: /.*/ }, (args) => {
+              if (args.kind === 'entry-point') return undefined;
+              const js = rocmflowModule(args.path, args.importer);
+              return js ? { path: js, external: true } : undefined;
+            });
+          },
+        },
+      ],
       // CommonJS habits (require, __dirname) keep working as they do under tsx
       banner: { js: "import { createRequire as __rocmflowRequire } from 'node:module'; const require = __rocmflowRequire(import.meta.url);" },
       // keep import.meta.dirname/url meaning the original file's location
