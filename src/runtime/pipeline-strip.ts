@@ -1,0 +1,61 @@
+/**
+ * Strip the ELF files of an assembled root (`strip --strip-unneeded`: symbol
+ * tables and debug sections go, the dynamic symbols stay), then bring its
+ * manifest up to date. Run before verification, so the stripped root is the
+ * one proven to work. ELF interpreters and hard-linked files are left alone.
+ */
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { missingTool, RocmflowError } from '../errors.js';
+import type { RootManifest } from './assemble.js';
+
+async function isElf(file: string): Promise<boolean> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(4);
+    await fh.read(buf, 0, 4, 0);
+    return buf.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+  } finally {
+    await fh.close();
+  }
+}
+
+function strip(file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('strip', ['--strip-unneeded', '-p', file], (err, _out, stderr) => {
+      if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') reject(missingTool('strip', 'apt install binutils'));
+      else if (err) reject(new RocmflowError('E_STRIP', `strip ${file}: ${stderr.trim() || err.message}`));
+      else resolve();
+    });
+  });
+}
+
+/** Strip in place and return the updated manifest (also written to `manifestPath`); bytes saved in `saved`. */
+export async function stripRoot(rootfs: string, manifest: RootManifest, manifestPath: string): Promise<{ manifest: RootManifest; saved: number; stripped: number }> {
+  const linked = new Set(manifest.entries.flatMap((e) => (e.hardlinkOf ? [e.path, e.hardlinkOf] : [])));
+  let saved = 0;
+  let stripped = 0;
+  const entries = [];
+  for (const e of manifest.entries) {
+    if (e.type !== 'file' || e.reason === 'interpreter' || linked.has(e.path)) {
+      entries.push(e);
+      continue;
+    }
+    const file = posix.join(rootfs, e.path);
+    if (!(await isElf(file))) {
+      entries.push(e);
+      continue;
+    }
+    await strip(file);
+    const size = (await stat(file)).size;
+    saved += e.size - size;
+    stripped++;
+    entries.push({ ...e, size, sha256: createHash('sha256').update(await readFile(file)).digest('hex') });
+  }
+  const files = entries.filter((e) => e.type === 'file' && !e.hardlinkOf);
+  const updated: RootManifest = { entries, files: files.length, bytes: files.reduce((n, e) => n + e.size, 0) };
+  await writeFile(manifestPath, JSON.stringify(updated, null, 2) + '\n');
+  return { manifest: updated, saved, stripped };
+}
