@@ -89,7 +89,7 @@ describe('gfx1151 rules through the trim code path', () => {
     for (const a of ARCHES.filter((x) => x !== 'gfx1151')) expect(paths.filter((p) => p.includes(a))).toEqual([]);
 
     // both links, as links, with their relative targets, in the assembled root too
-    for (const [link, target] of [['llvm', 'lib/llvm'], ['amdgcn', 'lib/llvm/amdgcn']]) {
+    for (const [link, target] of [['llvm', 'lib/llvm'], ['amdgcn', 'lib/llvm/amdgcn']] as const) {
       const e = manifest.entries.find((x) => x.path === `/opt/rocm/${link}`);
       expect(e?.type).toBe('symlink');
       expect(e?.linkTarget).toBe(target);

@@ -1,0 +1,129 @@
+/**
+ * The acceptance test of the main job, on the CPU: `rocmflow run
+ * trim-runtime --target cpu` with the project's own config (in a temp
+ * workspace that only moves the state and the cache): llama.cpp built from
+ * node-llama-cpp's bundle, llama-server and the CLI traced on the generated
+ * tiny model, trimmed, verified with identical text, written as OCI images
+ * that skopeo and umoci accept. Then: a second run is all fresh, and one
+ * changed cmake flag reruns build-llama and what follows, nothing before.
+ *
+ * One pipeline run is shared by every assertion (beforeAll); ccache (shared,
+ * in the user's cache) keeps the rebuilds short.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO, rocmflowAsync, states, type CliResult } from '../helpers/cli.js';
+
+const ws = mkdtempSync(join(tmpdir(), 'rocmflow-e2e-'));
+const out = (task: string) => join(ws, 'state', 'out', 'cpu', task);
+const env = {
+  // the config's vocab file and every download land in the temp cache
+  ROCMFLOW_CACHE_DIR: join(ws, 'cache'),
+  // the compiled mirror of bin/rocmflow.js cannot hash the model task's code paths yet: run the sources
+  ROCMFLOW_NO_BUILD_CACHE: '1',
+};
+
+function writeConfig(extraFlags: string[]): void {
+  writeFileSync(join(ws, 'rocmflow.config.ts'), `import project from ${JSON.stringify(join(REPO, 'rocmflow.config.ts'))};
+export default async () => {
+  const c = await project();
+  const build = c.tasks['build-llama'];
+  return { ...c, stateDir: ${JSON.stringify(join(ws, 'state'))},
+    tasks: { ...c.tasks, 'build-llama': { ...build, cmakeFlags: [...build.cmakeFlags, ...${JSON.stringify(extraFlags)}] } } };
+};
+`);
+}
+
+const run = (args: string[]): Promise<CliResult> => rocmflowAsync(ws, args, env).done;
+const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+const json = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
+
+let first: CliResult;
+
+beforeAll(async () => {
+  writeConfig([]);
+  first = await run(['run', 'trim-runtime', '--target', 'cpu', '--json']);
+  if (first.code !== 0) console.error(first.stdout.split('\n').filter((l) => /"(task|summary)"/.test(l)).join('\n'), first.stderr);
+}, 3_600_000);
+
+afterAll(() => rmSync(ws, { recursive: true, force: true }));
+
+describe('rocmflow run trim-runtime --target cpu', () => {
+  it('builds, traces, trims and verifies identical text', () => {
+    expect(first.code).toBe(0);
+    const st = states(first);
+    for (const t of ['detect-target', 'fetch-rocm', 'build-llama', 'model', 'strace-trace', 'snapshot-rocm', 'trim-runtime']) expect(st[t]).toMatch(/^(ran|cached)$/);
+
+    const traced = json(join(out('strace-trace'), 'workload.json'));
+    expect(traced.result.requests.map((r: { stream: boolean }) => r.stream)).toEqual([false, true, false, true]);
+    for (const r of traced.result.requests) {
+      expect(r.text.length).toBeGreaterThan(0);
+      expect(r.timings.predictedTokens).toBe(r.nPredict);
+      expect(r.timings.predictedPerSecond).toBeGreaterThan(0);
+    }
+    // same prompt, same seed: streamed and not give the same text
+    expect(traced.texts['short-stream']).toBe(traced.texts.short);
+    expect(traced.result.cli.exitCode).toBe(0);
+    expect(traced.result.server.cleanStop).toBe(true);
+    expect(traced.trace.executables).toEqual(expect.arrayContaining(['/opt/llama/bin/llama-server', `/opt/llama/bin/${traced.cli}`]));
+
+    const report = json(join(out('trim-runtime'), 'report.json'));
+    expect(report.verify.ok).toBe(true);
+    expect(report.verify.texts).toEqual(traced.texts);
+    const summary = first.events.find((e) => e.type === 'summary');
+    expect(JSON.stringify(summary)).toMatch(/verified: 4 server requests \+ 1 llama-(completion|cli) run gave identical text in the trimmed root/);
+    expect(JSON.stringify(summary)).toContain('reproducibility.json');
+  });
+
+  it('keeps the minimal CPU runtime within 20 MB, model not included', () => {
+    const manifest = json(join(out('trim-runtime'), 'rootfs.manifest.json'));
+    const paths: string[] = manifest.entries.map((e: { path: string }) => e.path);
+    expect(paths).toContain('/opt/llama/bin/llama-server');
+    expect(paths.some((p) => p.startsWith('/models'))).toBe(false);
+    expect(manifest.bytes).toBeLessThanOrEqual(20e6);
+    const report = json(join(out('trim-runtime'), 'report.json'));
+    expect(report.full.bytes).toBeGreaterThan(5 * manifest.bytes);
+    expect(report.byCategory.map((r: { key: string }) => r.key)).toEqual(expect.arrayContaining(['system', 'llama.cpp']));
+    const repro = json(join(out('trim-runtime'), 'reproducibility.json'));
+    expect(repro.llama.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(repro.model.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(repro.tools.strace).toMatch(/strace/);
+  });
+
+  it('writes images that skopeo inspects and umoci unpacks', () => {
+    const images = join(out('trim-runtime'), 'images');
+    const oci = JSON.parse(sh('skopeo', ['inspect', '--config', `oci-archive:${join(images, 'minimal.oci.tar')}`]));
+    expect(oci.config.Entrypoint).toEqual(['/opt/llama/bin/llama-server']);
+    expect(oci.config.Labels['org.opencontainers.image.title']).toBe('rocmflow-cpu-minimal');
+    const docker = JSON.parse(sh('skopeo', ['inspect', `docker-archive:${join(images, 'minimal.docker.tar')}`]));
+    expect(docker.Layers).toHaveLength(1);
+    const full = JSON.parse(sh('skopeo', ['inspect', `oci-archive:${join(images, 'full.oci.tar')}`]));
+    expect(full.Layers.length).toBeGreaterThanOrEqual(2);
+    // Debian's umoci reads no zstd layers: recompress to gzip with skopeo, then unpack
+    sh('skopeo', ['copy', '--dest-compress-format', 'gzip', `oci-archive:${join(images, 'minimal.oci.tar')}`, `oci:${join(ws, 'oci-gz')}:minimal`]);
+    sh('umoci', ['unpack', '--image', `${join(ws, 'oci-gz')}:minimal`, join(ws, 'bundle')]);
+    expect(existsSync(join(ws, 'bundle/rootfs/opt/llama/bin/llama-server'))).toBe(true);
+  });
+
+  it('is all fresh the second time', async () => {
+    const again = await run(['run', 'trim-runtime', '--target', 'cpu', '--json']);
+    expect(again.code).toBe(0);
+    const st = states(again);
+    expect(Object.keys(st).length).toBe(7);
+    for (const s of Object.values(st)) expect(s).toMatch(/^(fresh|cached)$/);
+  }, 300_000);
+
+  it('reruns build-llama and what follows when one cmake flag changes, and explain names it', async () => {
+    writeConfig(['-DGGML_AVX512=OFF']);
+    const explain = await run(['explain', 'build-llama', '--target', 'cpu']);
+    expect(explain.stdout).toContain('-DGGML_AVX512=OFF');
+    const r = await run(['run', 'trim-runtime', '--target', 'cpu', '--json']);
+    expect(r.code).toBe(0);
+    const st = states(r);
+    for (const t of ['build-llama', 'strace-trace', 'trim-runtime']) expect(st[t]).toMatch(/^(ran|cached)$/);
+    for (const t of ['fetch-rocm', 'snapshot-rocm', 'model', 'detect-target']) expect(st[t]).toBe('fresh');
+  }, 3_600_000);
+});
