@@ -11,6 +11,7 @@ import type { FingerprintRecord } from '../fingerprint/record.js';
 import { toolVersions } from '../fingerprint/tools.js';
 import { expandInputs } from '../fingerprint/walk.js';
 import { PACKAGE_ROOT, type LoadedTask } from '../plugin/load.js';
+import { SOURCE_ROOT, sourceOf } from '../util/source-root.js';
 import type { TaskContext, TaskInputs } from '../plugin/types.js';
 import { RocmflowError, isRocmflowError } from '../errors.js';
 
@@ -24,11 +25,13 @@ export function codeHash(task: LoadedTask, index: CacheIndex): Promise<string> {
   if (!h) {
     h = (async () => {
       // contents and package-relative names only: keys must match across
-      // workspaces and machines, so no absolute path may enter them
-      const module = expandInputs([task.file], PACKAGE_ROOT, task.def.name);
-      const code = expandInputs((task.def.code ?? []).map((c) => `${PACKAGE_ROOT}/${c}`), PACKAGE_ROOT, task.def.name);
+      // workspaces and machines, so no absolute path may enter them; and the
+      // TypeScript sources are hashed, not whatever they were compiled to
+      const file = task.file.startsWith(PACKAGE_ROOT) ? sourceOf(task.file) : task.file;
+      const module = expandInputs([file], SOURCE_ROOT, task.def.name);
+      const code = expandInputs((task.def.code ?? []).map((c) => `${SOURCE_ROOT}/${c}`), SOURCE_ROOT, task.def.name);
       const { digests } = await digestEntries([...module, ...code], { index });
-      return sha256(canonicalJson([digests[0], code.map((e, i) => [relative(PACKAGE_ROOT, e.path), digests[i + 1]])]));
+      return sha256(canonicalJson([digests[0], code.map((e, i) => [relative(SOURCE_ROOT, e.path), digests[i + 1]])]));
     })();
     codeHashes.set(task.def.name, h);
   }

@@ -11,20 +11,11 @@ import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RocmflowError } from '../errors.js';
+import { RUNNING_ROOT, SOURCE_ROOT } from './source-root.js';
 
 export function needsCompile(file: string): boolean {
   return /\.(c|m)?ts$/.test(file);
 }
-
-/** Where this (compiled) copy of rocmflow runs from, and the sources it was compiled from. */
-const RUNNING_ROOT = resolve(import.meta.dirname, '../..');
-const SOURCE_ROOT = (() => {
-  try {
-    return readFileSync(join(RUNNING_ROOT, '.source-root'), 'utf8').trim();
-  } catch {
-    return RUNNING_ROOT;
-  }
-})();
 
 /**
  * A config or plugin that imports rocmflow (by package name, or by path into

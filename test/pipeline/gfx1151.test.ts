@@ -129,7 +129,7 @@ describe('strace-trace without the GPU', () => {
     writeFileSync(join(ws, 'rocmflow.config.ts'), `export default ${JSON.stringify(config, null, 2)};\n`);
     const t0 = Date.now();
     // the compiled mirror of bin/rocmflow.js cannot hash the model task's code paths yet: run the sources
-    const r = await rocmflowAsync(ws, ['run', 'strace-trace', '--target', 'gfx1151', '--json'], { ROCMFLOW_NO_BUILD_CACHE: '1' }).done;
+    const r = await rocmflowAsync(ws, ['run', 'strace-trace', '--target', 'gfx1151', '--json']).done;
     expect(r.code).toBe(1);
     const tasks = Object.fromEntries(r.events.filter((e) => e.type === 'task').map((e) => [e.task, e]));
     expect(tasks['detect-target']?.state).toBe('failed');

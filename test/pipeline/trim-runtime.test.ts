@@ -22,8 +22,6 @@ const out = (task: string) => join(ws, 'state', 'out', 'cpu', task);
 const env = {
   // the config's vocab file and every download land in the temp cache
   ROCMFLOW_CACHE_DIR: join(ws, 'cache'),
-  // the compiled mirror of bin/rocmflow.js cannot hash the model task's code paths yet: run the sources
-  ROCMFLOW_NO_BUILD_CACHE: '1',
 };
 
 function writeConfig(extraFlags: string[]): void {
