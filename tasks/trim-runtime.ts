@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { defineTask, RocmflowError, s, type Detection } from '../src/plugin/index.js';
 import { PACKAGE_ROOT } from '../src/plugin/load.js';
 import { computeClosure } from '../src/runtime/closure.js';
+import { hostPath } from '../src/runtime/layout.js';
 import { assembleRoot } from '../src/runtime/assemble.js';
 import { trimReport } from '../src/runtime/report.js';
 import { pipelineRuntime, MODELS_MOUNT } from '../src/runtime/pipeline-layout.js';
@@ -102,7 +103,9 @@ export default defineTask<TrimRuntimeOptions>({
     const verify = await verifyWorkload({
       rootfs, full: rt.layout, expected: traced.texts, spec: traced.spec, gpu: traced.gpu,
       paths: { binDir: rt.binDir, model: `${MODELS_MOUNT}/model.gguf`, cli: traced.cli },
-      binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }], devices: def.devices, env: traced.env,
+      // the driver's own libraries (libcuda, libnvidia-*) come from the host at run time, as a container runtime mounts them
+      binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }, ...closure.hostProvided.map((p) => ({ source: hostPath(rt.layout, p), dest: p }))],
+      devices: def.devices, env: traced.env,
       workDir: ctx.workDir, signal: ctx.signal, log: (l) => ctx.log.info(`verify: ${l}`),
     });
     bar.done();
