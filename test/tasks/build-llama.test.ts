@@ -14,7 +14,8 @@ import { llamaBundle } from '../helpers/llama.js';
 function taskContext(target: ResolvedTarget, raw: unknown): TaskContext<BuildLlamaOptions> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'rocmflow-cache-'));
   const config: ResolvedConfigView = { configFile: null, projectRoot: process.cwd(), cacheDir, modelsDir: null, tasks: {}, targets: {} };
-  return { task: 'build-llama', target, options: task.options!.parse(raw, 'tasks.build-llama'), config, projectRoot: process.cwd() };
+  const log = { info: () => {}, warn: () => {}, debug: () => {} };
+  return { task: 'build-llama', target, options: task.options!.parse(raw, 'tasks.build-llama'), config, projectRoot: process.cwd(), log };
 }
 
 const cpuTarget: ResolvedTarget = { name: 'cpu', definition: cpu, detection: null, options: {} };
