@@ -42,7 +42,20 @@ const short = (s: string) => (s.length > 120 ? `${s.slice(0, 117)}...` : s);
 export function diffRecords(before: FingerprintRecord, after: FingerprintRecord): FieldChange[] {
   const changes: FieldChange[] = [];
   const cmp = (field: string, a: unknown, b: unknown) => {
-    if (canonicalJson(a) !== canonicalJson(b)) changes.push({ field, before: short(show(a)), after: short(show(b)) });
+    if (canonicalJson(a) === canonicalJson(b)) return;
+    // lists of flags: say which items came and went, not two long lists cut short
+    if (Array.isArray(a) && Array.isArray(b)) {
+      const as = a.map((x) => canonicalJson(x));
+      const bs = b.map((x) => canonicalJson(x));
+      const added = b.filter((_, i) => !as.includes(bs[i]!));
+      const removed = a.filter((_, i) => !bs.includes(as[i]!));
+      if (added.length || removed.length) {
+        const list = (xs: unknown[]) => xs.map((x) => show(x)).join(' ');
+        changes.push({ field, before: short(removed.length ? `removed ${list(removed)}` : '(nothing removed)'), after: short(added.length ? `added ${list(added)}` : '(nothing added)') });
+        return;
+      }
+    }
+    changes.push({ field, before: short(show(a)), after: short(show(b)) });
   };
   const maps: (keyof FingerprintRecord & ('params' | 'env' | 'tools' | 'files' | 'deps'))[] = ['files', 'params', 'env', 'tools', 'deps'];
   for (const m of maps) {

@@ -125,7 +125,7 @@ describe('run', () => {
     const ex2 = rocmflow(ws, ['explain', 'compile', '--json']);
     const j = JSON.parse(ex2.stdout);
     expect(j.state).toBe('run');
-    expect(j.changes).toContainEqual({ field: 'param flags', before: '[]', after: '["-O3"]' });
+    expect(j.changes).toContainEqual({ field: 'param flags', before: '(nothing removed)', after: 'added -O3' });
     const ex3 = rocmflow(ws, ['explain', 'compile'], { COMPILE_MODE: 'fast' });
     expect(ex3.stdout).toContain('env COMPILE_MODE: (unset) → fast');
   });

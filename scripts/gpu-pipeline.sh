@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The whole pipeline on an NVIDIA GPU: build llama.cpp with CUDA for the
+# GPU's compute capability, trace a real inference with strace, trim,
+# verify on the GPU inside the trimmed root, and write the images.
+#
+#   scripts/gpu-pipeline.sh [OUT_DIR]
+#
+# Needs: Node >= 20.11, strace, bubblewrap, cmake, a C++ compiler, the CUDA
+# toolkit (/usr/local/cuda or targets.cuda.cudaPath) and the NVIDIA driver.
+# On a machine without network access, put these in .device/ first (they
+# are used only when the tool is missing): node.xz (a Node binary, xz),
+# node_modules.tar.xz (npm ci --omit=dev output), debs/*.deb (Debian's
+# strace, libunwind8, bubblewrap), llama-src.tar.xz (a llama.cpp tree as
+# llama.cpp/), vocab-llama-spm.gguf.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-out/gpu}
+mkdir -p "$OUT_DIR"
+stamp() { date +%s.%N; }
+t0=$(stamp)
+
+if ! command -v node >/dev/null && [ -f .device/node.xz ]; then
+  mkdir -p /tmp/rocmflow-node/bin && xz -dc .device/node.xz > /tmp/rocmflow-node/bin/node && chmod +x /tmp/rocmflow-node/bin/node
+  export PATH=/tmp/rocmflow-node/bin:$PATH
+fi
+if [ ! -d node_modules ]; then
+  if [ -f .device/node_modules.tar.xz ]; then tar -xJf .device/node_modules.tar.xz; else npm ci --omit=dev --no-audit --no-fund; fi
+fi
+for tool in strace bwrap; do
+  if ! command -v $tool >/dev/null && ls .device/debs/*.deb >/dev/null 2>&1; then
+    for d in .device/debs/*.deb; do dpkg -x "$d" /; done
+    ldconfig
+  fi
+done
+if [ -z "${ROCMFLOW_LLAMA_SOURCE:-}" ] && [ -f .device/llama-src.tar.xz ]; then
+  mkdir -p /tmp/rocmflow-src && tar -xJf .device/llama-src.tar.xz -C /tmp/rocmflow-src
+  export ROCMFLOW_LLAMA_SOURCE=/tmp/rocmflow-src/llama.cpp
+fi
+if [ -z "${ROCMFLOW_VOCAB:-}" ] && [ -f .device/vocab-llama-spm.gguf ]; then export ROCMFLOW_VOCAB=$PWD/.device/vocab-llama-spm.gguf; fi
+
+echo "gpu-pipeline: node $(node --version), $(strace -V | head -1), $(bwrap --version), $(cmake --version | head -1)"
+nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader | tee "$OUT_DIR/gpu.txt"
+node bin/rocmflow.js targets | tee "$OUT_DIR/targets.txt"
+
+set +e
+node bin/rocmflow.js run trim-runtime --config scripts/gpu.config.ts --target cuda --json > "$OUT_DIR/events.jsonl"
+status=$?
+set -e
+t1=$(stamp)
+grep -E '"type":"(task|summary|warning)"' "$OUT_DIR/events.jsonl" || true
+state=.rocmflow/out/cuda
+for f in trim-runtime/report.md trim-runtime/report.json trim-runtime/reproducibility.json strace-trace/workload.json strace-trace/access.json build-llama/build-info.json; do
+  [ -f "$state/$f" ] && cp "$state/$f" "$OUT_DIR/$(echo "$f" | tr / _)"
+done
+# the raw trace, compressed, for the committed fixture
+if [ -d "$state/strace-trace/trace" ]; then tar -C "$state/strace-trace" -cf - trace | zstd -19 -q -T0 > "$OUT_DIR/trace.tar.zst"; fi
+echo "gpu-pipeline: exit $status in $(awk "BEGIN{print $t1 - $t0}") s"
+exit $status

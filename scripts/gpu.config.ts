@@ -1,0 +1,27 @@
+/**
+ * The pipeline on an NVIDIA machine (`--target cuda`), for
+ * scripts/gpu-pipeline.sh. Works offline when the llama.cpp source and the
+ * vocab file are given (ROCMFLOW_LLAMA_SOURCE: a checkout or a git bundle;
+ * ROCMFLOW_VOCAB: a vocab-only GGUF), and from the npm registry otherwise.
+ */
+import { join } from 'node:path';
+import { defineConfig } from '../src/index.js';
+import { llamaVocab } from '../src/llama/vocab.js';
+
+const LLAMA_NPM = 'node-llama-cpp@3.22.1';
+
+export default async () => {
+  const cacheDir = process.env.ROCMFLOW_CACHE_DIR ?? join(import.meta.dirname, '..', 'cache');
+  const src = process.env.ROCMFLOW_LLAMA_SOURCE;
+  const source = !src ? { npm: LLAMA_NPM } : src.endsWith('.bundle') ? { bundle: src } : { path: src };
+  return defineConfig({
+    target: 'cuda',
+    default: ['trim-runtime'],
+    tasks: {
+      'build-llama': { source, cmakeFlags: ['-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF'] },
+      model: process.env.ROCMFLOW_MODEL
+        ? { source: process.env.ROCMFLOW_MODEL }
+        : { source: { tiny: {} }, vocab: process.env.ROCMFLOW_VOCAB ?? (await llamaVocab({ npm: LLAMA_NPM, cacheDir })) },
+    },
+  });
+};
