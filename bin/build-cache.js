@@ -83,7 +83,13 @@ export async function compiledRoot() {
     // another process finished the same build first
     rmSync(tmp, { recursive: true, force: true });
   }
-  // older builds of this checkout are no longer needed
-  for (const d of readdirSync(base)) if (d !== sig.slice(0, 16) && !d.includes('.tmp-')) rmSync(join(base, d), { recursive: true, force: true });
+  // older builds of this checkout: a process started before the sources
+  // changed may still be running from one, so only those idle for a day go
+  for (const d of readdirSync(base)) {
+    if (d === sig.slice(0, 16)) continue;
+    try {
+      if (Date.now() - statSync(join(base, d)).mtimeMs > 86_400_000) rmSync(join(base, d), { recursive: true, force: true });
+    } catch {}
+  }
   return current;
 }
