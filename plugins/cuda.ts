@@ -4,6 +4,8 @@
  * driver's user-space libraries (libcuda, libnvidia-*) belong to the host's
  * driver version: they are mounted from the host at run time, never bundled.
  */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { defineTarget, s, type TargetContext } from '../src/plugin/index.js';
 import { cudaArchFromComputeCapability, queryNvidia } from '../src/gpu/nvidia.js';
 import { parseTargetOptions } from '../src/gpu/target-options.js';
@@ -39,6 +41,35 @@ function computeCapability(ctx: TargetContext): string | undefined {
   if (opts.computeCapability) return opts.computeCapability;
   const cc = ctx.detection?.facts?.computeCapability;
   return typeof cc === 'string' ? cc : undefined;
+}
+
+/**
+ * Library directories the loader may not know: container images often mount
+ * the driver at /usr/local/nvidia and leave the toolkit's lib64 out of
+ * ld.so.cache. The workload runs with a clean environment, so say them.
+ */
+function libraryDirs(cudaPath: string): string[] {
+  const listed = (() => {
+    try {
+      return readFileSync('/etc/ld.so.cache').toString('latin1');
+    } catch {
+      return '';
+    }
+  })();
+  const dirs: string[] = [];
+  for (const d of ['/usr/local/nvidia/lib64', '/usr/local/nvidia/lib', `${cudaPath}/lib64`, `${cudaPath}/targets/x86_64-linux/lib`]) {
+    const marker = existsSync(join(d, 'libcuda.so.1')) ? 'libcuda.so.1' : existsSync(join(d, 'libcudart.so')) || readdirSafe(d).some((f) => f.startsWith('libcublas.so')) ? 'cuda' : null;
+    if (marker && !listed.includes(`${d}/`)) dirs.push(d);
+  }
+  return dirs;
+}
+
+function readdirSafe(d: string): string[] {
+  try {
+    return readdirSync(d);
+  } catch {
+    return [];
+  }
 }
 
 export default defineTarget({
@@ -84,6 +115,8 @@ export default defineTarget({
     // PCI bus order matches nvidia-smi's numbering; CUDA's default (fastest first) may not
     const env: Record<string, string> = {};
     if (index !== undefined) Object.assign(env, { CUDA_DEVICE_ORDER: 'PCI_BUS_ID', CUDA_VISIBLE_DEVICES: String(index) });
+    const dirs = libraryDirs(opts.cudaPath ?? '/usr/local/cuda');
+    if (dirs.length) env.LD_LIBRARY_PATH = dirs.join(':');
     return env;
   },
   devices: ['/dev/nvidia[0-9]*', '/dev/nvidiactl', '/dev/nvidia-uvm*', '/dev/nvidia-modeset'],

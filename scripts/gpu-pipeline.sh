@@ -39,8 +39,12 @@ fi
 if [ -z "${ROCMFLOW_VOCAB:-}" ] && [ -f .device/vocab-llama-spm.gguf ]; then export ROCMFLOW_VOCAB=$PWD/.device/vocab-llama-spm.gguf; fi
 
 echo "gpu-pipeline: node $(node --version), $(strace -V | head -1), $(bwrap --version), $(cmake --version | head -1)"
-nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader | tee "$OUT_DIR/gpu.txt"
+(nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi: not available") | tee "$OUT_DIR/gpu.txt"
 node bin/rocmflow.js targets | tee "$OUT_DIR/targets.txt"
+if [ -z "${ROCMFLOW_CUDA_CC:-}" ] && command -v nvidia-smi >/dev/null; then
+  ROCMFLOW_CUDA_CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' ')
+  export ROCMFLOW_CUDA_CC
+fi
 
 set +e
 node bin/rocmflow.js run trim-runtime --config scripts/gpu.config.ts --target cuda --json > "$OUT_DIR/events.jsonl"

@@ -16,7 +16,12 @@ export default async () => {
   const source = !src ? { npm: LLAMA_NPM } : src.endsWith('.bundle') ? { bundle: src } : { path: src };
   return defineConfig({
     target: 'cuda',
+    // this file lives in scripts/: keep state and cache where the project's own config keeps them
+    stateDir: join(import.meta.dirname, '..', '.rocmflow'),
+    cacheDir,
     default: ['trim-runtime'],
+    // the compute capability nvidia-smi reported (the script passes it), so the build targets exactly this GPU
+    ...(process.env.ROCMFLOW_CUDA_CC ? { targets: { cuda: { computeCapability: process.env.ROCMFLOW_CUDA_CC } } } : {}),
     tasks: {
       'build-llama': { source, cmakeFlags: ['-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF'] },
       model: process.env.ROCMFLOW_MODEL
