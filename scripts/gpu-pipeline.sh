@@ -26,12 +26,15 @@ fi
 if [ ! -d node_modules ]; then
   if [ -f .device/node_modules.tar.xz ]; then tar -xJf .device/node_modules.tar.xz; else npm ci --omit=dev --no-audit --no-fund; fi
 fi
-for tool in strace bwrap; do
-  if ! command -v $tool >/dev/null && ls .device/debs/*.deb >/dev/null 2>&1; then
-    for d in .device/debs/*.deb; do dpkg -x "$d" /; done
-    ldconfig
-  fi
-done
+# carried .debs go to a private prefix (unpacking them over / can break a
+# merged-/usr system); only their programs and libraries are linked in
+if { ! command -v strace >/dev/null || ! command -v bwrap >/dev/null; } && ls .device/debs/*.deb >/dev/null 2>&1; then
+  tools=/opt/rocmflow-tools
+  for d in .device/debs/*.deb; do dpkg -x "$d" "$tools"; done
+  for b in strace bwrap; do command -v $b >/dev/null || ln -sf "$tools/usr/bin/$b" /usr/local/bin/$b; done
+  mkdir -p /usr/local/lib && for l in "$tools"/usr/lib/x86_64-linux-gnu/libunwind*.so.*; do ln -sf "$l" /usr/local/lib/; done
+  ldconfig
+fi
 if [ -z "${ROCMFLOW_LLAMA_SOURCE:-}" ] && [ -f .device/llama-src.tar.xz ]; then
   mkdir -p /tmp/rocmflow-src && tar -xJf .device/llama-src.tar.xz -C /tmp/rocmflow-src
   export ROCMFLOW_LLAMA_SOURCE=/tmp/rocmflow-src/llama.cpp

@@ -6,7 +6,6 @@
  */
 import { join } from 'node:path';
 import { defineConfig } from '../src/index.js';
-import { llamaVocab } from '../src/llama/vocab.js';
 
 const LLAMA_NPM = 'node-llama-cpp@3.22.1';
 
@@ -26,7 +25,7 @@ export default async () => {
       'build-llama': { source, cmakeFlags: ['-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF'] },
       model: process.env.ROCMFLOW_MODEL
         ? { source: process.env.ROCMFLOW_MODEL }
-        : { source: { tiny: {} }, vocab: process.env.ROCMFLOW_VOCAB ?? (await llamaVocab({ npm: LLAMA_NPM, cacheDir })) },
+        : { source: { tiny: {} }, vocab: process.env.ROCMFLOW_VOCAB ?? { npm: LLAMA_NPM } },
     },
   });
 };

@@ -14,6 +14,7 @@ import { readGguf } from '../src/gguf/read.js';
 import { sha256File } from '../src/gguf/sha256-file.js';
 import { writeTinyModel } from '../src/gguf/tiny-model.js';
 import { download } from '../src/fetch/download.js';
+import { llamaVocab } from '../src/llama/vocab.js';
 
 const custom = (describe: string, test: (v: string) => boolean, expected: string): s.Schema<string> => ({
   describe,
@@ -59,11 +60,27 @@ const source: s.Schema<Source> = {
 };
 
 /** `tasks.model` options. */
-export const modelOptions: s.Schema<ModelSourceOptions> = s.object({
+export const modelOptions: s.Schema<ModelOptions> = s.object({
   source: s.optional(source),
   name: s.optional(s.string()),
-  vocab: s.optional(s.string()),
+  vocab: s.optional(
+    s.union<string | { npm: string }>('a path to a vocab-only GGUF, or { npm: "node-llama-cpp@<version>" }', s.string(), s.object({ npm: s.string() })),
+  ),
 });
+
+/**
+ * `tasks.model` options: ModelSourceOptions, except that `vocab` may also be
+ * `{ npm: 'node-llama-cpp@3.22.1' }`: the vocab file read out of the llama.cpp
+ * git bundle that package ships (fetched once into the cache, when the task
+ * needs it, not when the config loads).
+ */
+export type ModelOptions = Omit<ModelSourceOptions, 'vocab'> & { vocab?: string | { npm: string } };
+
+async function sourceOptions(ctx: { options: ModelOptions; config: { cacheDir: string } }): Promise<ModelSourceOptions> {
+  const { vocab, ...rest } = ctx.options;
+  if (vocab === undefined || typeof vocab === 'string') return { ...rest, vocab };
+  return { ...rest, vocab: await llamaVocab({ npm: vocab.npm, cacheDir: ctx.config.cacheDir }) };
+}
 
 /** What `model.json` holds. */
 export interface ModelRecord {
@@ -169,17 +186,17 @@ export function modelSummaryLines(r: ModelRecord): string[] {
   return [`model: ${m.architecture ?? 'unknown arch'} ${humanCount(m.parameters)} params, ${m.quantization ?? '?'}, ${humanBytes(r.size)} (${from}, ${r.placed})`];
 }
 
-export default defineTask<ModelSourceOptions>({
+export default defineTask<ModelOptions>({
   name: 'model',
   description: 'The GGUF model the workload runs: a local file or folder, a URL with sha256, or a generated tiny llama',
   options: modelOptions,
-  code: ['src/gguf', 'src/fetch/download.ts', 'src/fetch/hash-file.ts', 'src/fetch/net-error.ts'],
+  code: ['src/gguf', 'src/fetch/download.ts', 'src/fetch/hash-file.ts', 'src/fetch/net-error.ts', 'src/llama/vocab.ts'],
   async inputs(ctx) {
-    return modelInputs(await planModel(ctx.options, { projectRoot: ctx.projectRoot, modelsDir: ctx.config.modelsDir, keyPath: `tasks.${ctx.task}` }));
+    return modelInputs(await planModel(await sourceOptions(ctx), { projectRoot: ctx.projectRoot, modelsDir: ctx.config.modelsDir, keyPath: `tasks.${ctx.task}` }));
   },
   outputs: ['model.gguf', 'model.json'],
   async run(ctx) {
-    const plan = await planModel(ctx.options, { projectRoot: ctx.projectRoot, modelsDir: ctx.config.modelsDir, keyPath: `tasks.${ctx.task}` });
+    const plan = await planModel(await sourceOptions(ctx), { projectRoot: ctx.projectRoot, modelsDir: ctx.config.modelsDir, keyPath: `tasks.${ctx.task}` });
     const record = await materializeModel(plan, ctx.outDir, { progress: ctx.progress, signal: ctx.signal, cacheDir: ctx.cacheDir });
     return { summary: modelSummaryLines(record) };
   },

@@ -20,14 +20,14 @@ import { REPO, rocmflowAsync, states, type CliResult } from '../helpers/cli.js';
 const ws = mkdtempSync(join(tmpdir(), 'rocmflow-e2e-'));
 const out = (task: string) => join(ws, 'state', 'out', 'cpu', task);
 const env = {
-  // the config's vocab file and every download land in the temp cache
+  // every download (llama.cpp bundle, vocab) lands in the temp cache
   ROCMFLOW_CACHE_DIR: join(ws, 'cache'),
 };
 
 function writeConfig(extraFlags: string[]): void {
   writeFileSync(join(ws, 'rocmflow.config.ts'), `import project from ${JSON.stringify(join(REPO, 'rocmflow.config.ts'))};
 export default async () => {
-  const c = await project();
+  const c = project;
   const build = c.tasks['build-llama'];
   return { ...c, stateDir: ${JSON.stringify(join(ws, 'state'))},
     tasks: { ...c.tasks, 'build-llama': { ...build, cmakeFlags: [...build.cmakeFlags, ...${JSON.stringify(extraFlags)}] } } };
