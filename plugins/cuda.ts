@@ -48,7 +48,7 @@ function computeCapability(ctx: TargetContext): string | undefined {
  * the driver at /usr/local/nvidia and leave the toolkit's lib64 out of
  * ld.so.cache. The workload runs with a clean environment, so say them.
  */
-function libraryDirs(cudaPath: string): string[] {
+function libraryDirs(cudaPath: string | null): string[] {
   const listed = (() => {
     try {
       return readFileSync('/etc/ld.so.cache').toString('latin1');
@@ -57,7 +57,8 @@ function libraryDirs(cudaPath: string): string[] {
     }
   })();
   const dirs: string[] = [];
-  for (const d of ['/usr/local/nvidia/lib64', '/usr/local/nvidia/lib', `${cudaPath}/lib64`, `${cudaPath}/targets/x86_64-linux/lib`]) {
+  const toolkit = cudaPath ? [`${cudaPath}/lib64`, `${cudaPath}/targets/x86_64-linux/lib`] : [];
+  for (const d of ['/usr/local/nvidia/lib64', '/usr/local/nvidia/lib', ...toolkit]) {
     const marker = existsSync(join(d, 'libcuda.so.1')) ? 'libcuda.so.1' : existsSync(join(d, 'libcudart.so')) || readdirSafe(d).some((f) => f.startsWith('libcublas.so')) ? 'cuda' : null;
     if (marker && !listed.includes(`${d}/`)) dirs.push(d);
   }
@@ -115,7 +116,10 @@ export default defineTarget({
     // PCI bus order matches nvidia-smi's numbering; CUDA's default (fastest first) may not
     const env: Record<string, string> = {};
     if (index !== undefined) Object.assign(env, { CUDA_DEVICE_ORDER: 'PCI_BUS_ID', CUDA_VISIBLE_DEVICES: String(index) });
-    const dirs = libraryDirs(opts.cudaPath ?? '/usr/local/cuda');
+    // in the traced runtime the toolkit is mounted at runtimeRoot: its libraries must come from there
+    const dirs = ctx.runtimeRoot
+      ? [...libraryDirs(null), `${ctx.runtimeRoot}/lib64`, `${ctx.runtimeRoot}/targets/x86_64-linux/lib`]
+      : libraryDirs(opts.cudaPath ?? '/usr/local/cuda');
     if (dirs.length) env.LD_LIBRARY_PATH = dirs.join(':');
     return env;
   },

@@ -23,7 +23,7 @@ import { STRACE_KIT_DIR } from '../src/runtime/strace-kit.js';
 import { writeRuntimeImages } from '../src/image/pipeline-images.js';
 import { humanBytes } from '../src/image/report.js';
 import { toolVersion } from '../src/llama/toolchain.js';
-import type { WorkloadSpec } from '../src/llama/workload.js';
+import type { WorkloadResult, WorkloadSpec } from '../src/llama/workload.js';
 import type { AccessSet } from '../src/trace/access-set.js';
 
 /** What trim-runtime reads back from strace-trace's workload.json. */
@@ -35,6 +35,25 @@ interface TraceRecord {
   spec: WorkloadSpec;
   cli: string;
   texts: Record<string, string>;
+  result?: WorkloadResult;
+}
+
+/** Generation and prompt speed of a workload run: the mean over the server requests, and the CLI's own. */
+function speedOf(r: WorkloadResult | null | undefined): { serverTokensPerSecond: number | null; serverPromptPerSecond: number | null; cliTokensPerSecond: number | null; loadMs: number | null } | null {
+  if (!r) return null;
+  const t = r.requests.map((q) => q.timings).filter((x): x is NonNullable<typeof x> => !!x);
+  const mean = (xs: number[]) => (xs.length ? Math.round((xs.reduce((a, b) => a + b, 0) / xs.length) * 10) / 10 : null);
+  return {
+    serverTokensPerSecond: mean(t.map((x) => x.predictedPerSecond)),
+    serverPromptPerSecond: mean(t.map((x) => x.promptPerSecond)),
+    cliTokensPerSecond: r.cli.timings.predictedPerSecond ?? null,
+    loadMs: r.server.loadMs,
+  };
+}
+
+function speedLine(full: ReturnType<typeof speedOf>, trimmed: ReturnType<typeof speedOf>): string[] {
+  if (!full?.serverTokensPerSecond || !trimmed?.serverTokensPerSecond) return [];
+  return [`generation: ${full.serverTokensPerSecond} tokens/s traced in the full runtime (under strace), ${trimmed.serverTokensPerSecond} tokens/s in the trimmed root`];
 }
 
 const readJson = async <T>(path: string): Promise<T> => JSON.parse(await readFile(path, 'utf8')) as T;
@@ -140,7 +159,7 @@ export default defineTask<TrimRuntimeOptions>({
       ...report.json,
       hostProvided: closure.hostProvided,
       fullDefinition: { layers: rt.layout.layers.map((l) => l.mount), libraryDirs: full.libraryDirs },
-      verify: { ok: true, method: verify.method, requests, cli: traced.cli, texts: verify.texts },
+      verify: { ok: true, method: verify.method, requests, cli: traced.cli, texts: verify.texts, speed: { full: speedOf(traced.result), trimmed: speedOf(verify.result) } },
       images: imageSizes,
       reusedRocmSnapshot: written.reusedSnapshot,
       model: { bytes: model.size, sha256: model.sha256 },
@@ -182,6 +201,7 @@ export default defineTask<TrimRuntimeOptions>({
         `minimal image: ${join(images, 'minimal.oci.tar')} (docker load: ${join(images, 'minimal.docker.tar')}), ${humanBytes(imageSizes.minimal.uncompressed)} (${humanBytes(imageSizes.minimal.compressed)} zstd) against ${humanBytes(imageSizes.full.uncompressed)} full (${join(images, 'full.oci.tar')}): ${ratio}x smaller`,
         `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
+        ...speedLine(speedOf(traced.result), speedOf(verify.result)),
         ...(closure.hostProvided.length ? [`host-provided, not bundled: ${closure.hostProvided.join(', ')}`] : []),
         `reproducibility record: ${join(ctx.outDir, 'reproducibility.json')}`,
       ],
