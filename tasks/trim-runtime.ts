@@ -100,6 +100,8 @@ export default defineTask<TrimRuntimeOptions>({
       mounted: [`${MODELS_MOUNT}/**`],
       exclude: [`${STRACE_KIT_DIR}/**`, `${traceOut}/**`, '/tmp/**'],
       keep: def.keep, drop: def.drop, hostProvided: def.hostProvided,
+      // resolve DT_NEEDED the way the traced run's loader did (the target may set LD_LIBRARY_PATH)
+      libraryPath: traced.env.LD_LIBRARY_PATH ? traced.env.LD_LIBRARY_PATH.split(':').filter(Boolean) : undefined,
     });
     for (const w of closure.warnings) ctx.log.warn(w);
     const rootfs = join(ctx.outDir, 'rootfs');
