@@ -17,8 +17,16 @@ export default defineConfig({
       source: { npm: LLAMA_NPM },
       // no libcurl (model downloads) and no OpenSSL (HTTPS): the runtime serves local models over HTTP;
       // ggml's own thread pool instead of OpenMP (one library less); inline C++ functions not exported
-      // from the shared libraries (smaller symbol tables)
-      cmakeFlags: ['-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF', '-DGGML_OPENMP=OFF', '-DCMAKE_CXX_FLAGS=-fvisibility-inlines-hidden'],
+      // from the shared libraries (smaller symbol tables); unused sections dropped at link time
+      cmakeFlags: [
+        '-DLLAMA_CURL=OFF',
+        '-DLLAMA_OPENSSL=OFF',
+        '-DGGML_OPENMP=OFF',
+        '-DCMAKE_C_FLAGS=-ffunction-sections -fdata-sections',
+        '-DCMAKE_CXX_FLAGS=-fvisibility-inlines-hidden -ffunction-sections -fdata-sections',
+        '-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--gc-sections -Wl,--as-needed',
+        '-DCMAKE_EXE_LINKER_FLAGS=-Wl,--gc-sections -Wl,--as-needed',
+      ],
     },
     model: {
       source: { tiny: {} },
