@@ -28,10 +28,10 @@ if [ ! -d node_modules ]; then
 fi
 # carried .debs go to a private prefix (unpacking them over / can break a
 # merged-/usr system); only their programs and libraries are linked in
-if { ! command -v strace >/dev/null || ! command -v bwrap >/dev/null; } && ls .device/debs/*.deb >/dev/null 2>&1; then
+if { ! command -v strace >/dev/null || ! command -v bwrap >/dev/null || ! command -v zstd >/dev/null; } && ls .device/debs/*.deb >/dev/null 2>&1; then
   tools=/opt/rocmflow-tools
   for d in .device/debs/*.deb; do dpkg -x "$d" "$tools"; done
-  for b in strace bwrap; do command -v $b >/dev/null || ln -sf "$tools/usr/bin/$b" /usr/local/bin/$b; done
+  for b in strace bwrap zstd; do command -v $b >/dev/null || ln -sf "$tools/usr/bin/$b" /usr/local/bin/$b; done
   mkdir -p /usr/local/lib && for l in "$tools"/usr/lib/x86_64-linux-gnu/libunwind*.so.*; do ln -sf "$l" /usr/local/lib/; done
   ldconfig
 fi
