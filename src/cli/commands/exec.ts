@@ -5,7 +5,8 @@
  * docker archive is loaded and its labels give the devices), else in the
  * trimmed root directory through bubblewrap, else chroot as root.
  */
-import { spawn } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from '../command.js';
@@ -46,14 +47,21 @@ interface TrimOutput {
   repoTag: string;
 }
 
+/** The docker CLI alone is not enough: a daemon must answer (podman needs none). */
+function dockerAnswers(): boolean {
+  const r = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+  return r.status === 0;
+}
+
 function pickEngine(requested: Engine): Exclude<Engine, 'auto'> {
   if (requested !== 'auto') {
     if ((requested === 'podman' || requested === 'docker' || requested === 'bwrap') && !which(requested))
       throw new RocmflowError('E_MISSING_TOOL', `${requested} not found: install it, or use --engine auto`);
     if (requested === 'chroot' && process.getuid?.() !== 0) throw usageError('E_USAGE', 'exec: --engine chroot needs root');
+    if (requested === 'docker' && !dockerAnswers()) throw new RocmflowError('E_DOCKER', 'docker: no daemon answers (docker info failed): start it, or use --engine podman|bwrap');
     return requested;
   }
-  for (const e of ['podman', 'docker', 'bwrap'] as const) if (which(e)) return e;
+  for (const e of ['podman', 'docker', 'bwrap'] as const) if (which(e) && (e !== 'docker' || dockerAnswers())) return e;
   if (process.getuid?.() === 0) return 'chroot';
   throw new RocmflowError('E_MISSING_TOOL', 'no podman, docker or bwrap found: apt install podman (or bubblewrap)');
 }
