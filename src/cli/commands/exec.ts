@@ -5,7 +5,6 @@
  * docker archive is loaded and its labels give the devices), else in the
  * trimmed root directory through bubblewrap, else chroot as root.
  */
-import { spawnSync } from 'node:child_process';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
