@@ -68,7 +68,12 @@ describe('cuda', () => {
     expect(d).toMatchObject({ found: true, deviceIndex: 0, facts: { computeCapability: '8.9', gpuCount: 1, memoryTotalBytes: 24564 * 1024 * 1024 } });
     expect(d.description).toBe('NVIDIA GeForce RTX 4090 (compute 8.9) at CUDA device 0 of 1');
     expect(cuda.cmakeFlags({ detection: d, options: {} })).toEqual(['-DGGML_CUDA=ON', '-DCMAKE_BUILD_TYPE=Release', '-DCMAKE_CUDA_ARCHITECTURES=89', '-DGGML_CUDA_NCCL=OFF']);
-    expect(cuda.env({ detection: d, options: {} })).toEqual({ CUDA_DEVICE_ORDER: 'PCI_BUS_ID', CUDA_VISIBLE_DEVICES: '0' });
+    // LD_LIBRARY_PATH depends on which toolkit/driver directories this host has; the pinning does not
+    expect(cuda.env({ detection: d, options: {} })).toMatchObject({ CUDA_DEVICE_ORDER: 'PCI_BUS_ID', CUDA_VISIBLE_DEVICES: '0' });
+    // inside the traced layout the toolkit is mounted at runtimeRoot: its libraries come from there
+    const inLayout = cuda.env({ detection: d, options: {}, runtimeRoot: '/opt/rocm' }).LD_LIBRARY_PATH!.split(':');
+    expect(inLayout).toEqual(expect.arrayContaining(['/opt/rocm/lib64', '/opt/rocm/targets/x86_64-linux/lib']));
+    expect(inLayout.some((p) => p.startsWith('/usr/local/cuda'))).toBe(false);
 
     const two = fakeNvidiaSmi('0, NVIDIA H100 80GB HBM3, 9.0, 81559, 0\n1, NVIDIA H100 80GB HBM3, 9.0, 81559, 0\n');
     const d2 = await cuda.detect(ctx(two, { device: 1 }));
