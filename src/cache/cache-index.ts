@@ -31,7 +31,9 @@ export class CacheIndex {
   private ns(name: Namespace): Keyv {
     let k = this.spaces.get(name);
     if (!k) {
-      k = new Keyv({ store: this.store, namespace: name, useKeyPrefix: true });
+      // plain JSON: keyv's default reviver (for Buffers, which we never store) is
+      // the slowest part of reading large task states
+      k = new Keyv({ store: this.store, namespace: name, useKeyPrefix: true, serialize: JSON.stringify, deserialize: (d: string) => JSON.parse(d) });
       this.spaces.set(name, k);
     }
     return k;

@@ -48,11 +48,14 @@ export class ContentStore {
   /** A blob whose stat shows it was modified after it was stored. */
   looksModified(digest: string, size: number): boolean {
     try {
-      const st = lstatSync(this.path(digest));
-      return st.size !== size || Math.floor(st.mtimeMs / 1000) !== BLOB_MTIME;
+      return this.statLooksModified(lstatSync(this.path(digest)), size);
     } catch {
       return true;
     }
+  }
+
+  statLooksModified(st: { size: number; mtimeMs: number }, size: number): boolean {
+    return st.size !== size || Math.floor(st.mtimeMs / 1000) !== BLOB_MTIME;
   }
 
   /**

@@ -4,7 +4,7 @@
  * it is restored, and how the outputs on disk are checked against it.
  */
 import {
-  chmodSync, constants, copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, type BigIntStats,
+  chmodSync, constants, copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, type Stats,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { RocmflowError } from '../errors.js';
@@ -30,19 +30,27 @@ export interface OutputManifest {
 /** What the outputs looked like on disk when last written or restored (fresh checks compare this). */
 export type DiskState = Record<string, string>;
 
+const digests = new WeakMap<OutputManifest, string>();
+
+/** The digest dependents' keys include; computed once per manifest object (tens of thousands of entries are common). */
 export function manifestDigest(m: OutputManifest): string {
-  return sha256(canonicalJson(m.entries));
+  let d = digests.get(m);
+  if (!d) {
+    d = sha256(canonicalJson(m.entries));
+    digests.set(m, d);
+  }
+  return d;
 }
 
 export function manifestBytes(m: OutputManifest): number {
   return m.entries.reduce((a, e) => a + (e.size ?? 0), 0);
 }
 
-function walk(root: string, rel: string, out: { rel: string; st: BigIntStats }[]): void {
+function walk(root: string, rel: string, out: { rel: string; st: Stats }[]): void {
   const abs = join(root, rel);
-  let st: BigIntStats;
+  let st: Stats;
   try {
-    st = lstatSync(abs, { bigint: true });
+    st = lstatSync(abs);
   } catch {
     return;
   }
@@ -51,18 +59,18 @@ function walk(root: string, rel: string, out: { rel: string; st: BigIntStats }[]
 }
 
 /** Lstat every entry under the declared outputs. Missing outputs are reported by name. */
-export function scanOutputs(outDir: string, outputs: readonly string[]): { rel: string; st: BigIntStats }[] {
-  const found: { rel: string; st: BigIntStats }[] = [];
+export function scanOutputs(outDir: string, outputs: readonly string[]): { rel: string; st: Stats }[] {
+  const found: { rel: string; st: Stats }[] = [];
   for (const o of outputs) walk(outDir, o.replace(/\/+$/, ''), found);
   found.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
   return found.filter((e, i) => i === 0 || found[i - 1]!.rel !== e.rel);
 }
 
-function stampOf(st: BigIntStats, linkTarget?: string): string {
+function stampOf(st: Stats, linkTarget?: string): string {
   const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f';
   // write bits are dropped on capture (blobs are read-only), so they are not compared
-  const mode = Number(st.mode) & 0o7555;
-  return type === 'd' ? `d:${mode}` : type === 'l' ? `l:${linkTarget}` : `f:${mode}:${st.size}:${st.mtimeNs}:${st.ino}`;
+  const mode = st.mode & 0o7555;
+  return type === 'd' ? `d:${mode}` : type === 'l' ? `l:${linkTarget}` : `f:${mode}:${st.size}:${st.mtimeMs}:${st.ino}`;
 }
 
 export function diskState(outDir: string, outputs: readonly string[]): DiskState {
@@ -106,7 +114,7 @@ export async function captureOutputs(
   const byRel = new Map(files.map((f, i) => [f.rel, digests[i]!.digest]));
   const entries: ManifestEntry[] = [];
   for (const { rel, st } of scanned) {
-    const mode = Number(st.mode) & 0o7777;
+    const mode = st.mode & 0o7777;
     if (st.isDirectory()) entries.push({ path: rel, type: 'dir', mode });
     else if (st.isSymbolicLink()) entries.push({ path: rel, type: 'symlink', mode: 0o777, target: readlinkSync(join(outDir, rel)) });
     else {
@@ -128,38 +136,60 @@ export async function captureOutputs(
  * the filesystem can) otherwise. Throws E_BLOB_MODIFIED / E_BLOB_MISSING
  * when a blob is gone or was modified; the caller evicts and reruns.
  */
-export function restoreOutputs(outDir: string, manifest: OutputManifest, store: ContentStore, outputs: readonly string[]): void {
+export function restoreOutputs(outDir: string, manifest: OutputManifest, store: ContentStore, outputs: readonly string[]): DiskState {
+  // one lstat per blob: is it there, unmodified, and which exec bit does it have
+  const blobStats = new Map<string, Stats>();
   for (const e of manifest.entries)
-    if (e.type === 'file') {
-      if (!store.has(e.sha256!)) throw new RocmflowError('E_BLOB_MISSING', `blob ${e.sha256} for ${e.path} is missing from the cache`);
-      if (store.looksModified(e.sha256!, e.size!)) throw new RocmflowError('E_BLOB_MODIFIED', `blob ${e.sha256} for ${e.path} was modified on disk`);
+    if (e.type === 'file' && !blobStats.has(e.sha256!)) {
+      let st: Stats;
+      try {
+        st = lstatSync(store.path(e.sha256!));
+      } catch {
+        throw new RocmflowError('E_BLOB_MISSING', `blob ${e.sha256} for ${e.path} is missing from the cache`);
+      }
+      if (store.statLooksModified(st, e.size!)) throw new RocmflowError('E_BLOB_MODIFIED', `blob ${e.sha256} for ${e.path} was modified on disk`);
+      blobStats.set(e.sha256!, st);
     }
   for (const o of outputs) rmSync(join(outDir, o), { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
+  const made = new Set<string>([outDir]);
+  const ensureDir = (d: string) => {
+    if (!made.has(d)) {
+      mkdirSync(d, { recursive: true });
+      made.add(d);
+    }
+  };
   const dirs: ManifestEntry[] = [];
+  const disk: DiskState = {};
   for (const e of manifest.entries) {
-    const dest = join(outDir, e.path);
-    mkdirSync(dirname(dest), { recursive: true });
+    const dest = `${outDir}/${e.path}`;
+    ensureDir(dirname(dest));
     if (e.type === 'dir') {
-      mkdirSync(dest, { recursive: true });
+      ensureDir(dest);
       dirs.push(e);
-    } else if (e.type === 'symlink') symlinkSync(e.target!, dest);
-    else {
+      disk[e.path] = `d:${e.mode & 0o7555}`;
+    } else if (e.type === 'symlink') {
+      symlinkSync(e.target!, dest);
+      disk[e.path] = `l:${e.target}`;
+    } else {
       const blob = store.path(e.sha256!);
-      const blobExec = (lstatSync(blob).mode & 0o111) !== 0;
+      const bst = blobStats.get(e.sha256!)!;
       let linked = false;
-      if (blobExec === ((e.mode & 0o111) !== 0)) {
+      if ((bst.mode & 0o111) !== 0 === ((e.mode & 0o111) !== 0)) {
         try {
           linkSync(blob, dest);
           linked = true;
         } catch {}
       }
-      if (!linked) {
+      if (linked) disk[e.path] = stampOf(bst);
+      else {
         copyFileSync(blob, dest, constants.COPYFILE_FICLONE);
         chmodSync(dest, e.mode);
+        disk[e.path] = stampOf(lstatSync(dest));
       }
     }
   }
   // directory modes last, deepest first, so read-only dirs don't block their children
   for (const d of dirs.reverse()) chmodSync(join(outDir, d.path), d.mode);
+  return disk;
 }

@@ -217,8 +217,9 @@ export class Executor {
       }
     }
     if (!entry) return false;
+    let disk: DiskState;
     try {
-      restoreOutputs(outDir, entry.manifest, this.store, outputs);
+      disk = restoreOutputs(outDir, entry.manifest, this.store, outputs);
     } catch (e) {
       if (!isRocmflowError(e) || !['E_BLOB_MODIFIED', 'E_BLOB_MISSING'].includes(e.code)) throw e;
       for (const x of entry.manifest.entries) if (x.sha256 && (e.message.includes(x.sha256))) this.store.evict(x.sha256);
@@ -226,7 +227,7 @@ export class Executor {
       this.o.emit({ type: 'warning', task: name, message: `${e.message}; evicted it, rerunning ${name}` });
       return false;
     }
-    await this.recordState(name, key, fp, outDir, outputs, entry.manifest, entry.summary);
+    await this.recordState(name, key, fp, outDir, outputs, entry.manifest, entry.summary, disk);
     await this.bumpStats(source, entry);
     this.finish(name, { state: 'cached', ms: performance.now() - start, manifestDigest: manifestDigest(entry.manifest), summary: entry.summary }, { key, source });
     return true;
@@ -234,10 +235,10 @@ export class Executor {
 
   private async recordState(
     name: string, key: string, fp: { record: FingerprintRecord; stamps: Record<string, StatStamp> }, outDir: string, outputs: string[],
-    manifest: ActionEntry['manifest'], summary: string[],
+    manifest: ActionEntry['manifest'], summary: string[], disk?: DiskState,
   ): Promise<void> {
     const rec: TaskStateRecord = {
-      key, record: fp.record, stamps: fp.stamps, outputs, disk: diskState(outDir, outputs), manifestDigest: manifestDigest(manifest), summary,
+      key, record: fp.record, stamps: fp.stamps, outputs, disk: disk ?? diskState(outDir, outputs), manifestDigest: manifestDigest(manifest), summary,
       at: new Date().toISOString(),
     };
     await this.o.index.set('state', Executor.stateKey(this.o.target.name, name), rec);

@@ -8,18 +8,28 @@ import type { CacheIndex } from '../cache/cache-index.js';
 import { hashFiles } from './hash-pool.js';
 import type { InputEntry } from './walk.js';
 
-/** What the stat cache remembers per file. */
-export interface StatStamp {
-  size: number;
-  mtimeNs: string;
-  ctimeNs: string;
-  ino: string;
-  dev: string;
-  digest: string;
+/**
+ * What the stat cache remembers per file, packed into one string
+ * (`size:mtimeMs:ctimeMs:ino:dev:sha256`): tens of thousands of these are
+ * read on every no-op run, and strings cost far less to parse and collect
+ * than objects.
+ */
+export type StatStamp = string;
+
+function stampPrefix(e: InputEntry): string {
+  return `${e.size}:${e.mtimeMs}:${e.ctimeMs}:${e.ino}:${e.dev}:`;
+}
+
+export function makeStamp(e: InputEntry, digest: string): StatStamp {
+  return stampPrefix(e) + digest;
+}
+
+export function stampDigest(s: StatStamp): string {
+  return s.slice(s.lastIndexOf(':') + 1);
 }
 
 export function stampMatches(s: StatStamp | undefined, e: InputEntry): boolean {
-  return !!s && s.size === e.size && s.mtimeNs === String(e.mtimeNs) && s.ctimeNs === String(e.ctimeNs) && s.ino === String(e.ino) && s.dev === String(e.dev);
+  return typeof s === 'string' && s.startsWith(stampPrefix(e)) && s.length === stampPrefix(e).length + 64;
 }
 
 /**
@@ -36,7 +46,7 @@ export async function digestEntries(
   entries.forEach((e, i) => {
     if (e.type === 'symlink') digests[i] = `link:${e.linkTarget}`;
     else if (stampMatches(opts.previous?.[e.key], e)) {
-      digests[i] = opts.previous![e.key]!.digest;
+      digests[i] = stampDigest(opts.previous![e.key]!);
       stamps[e.key] = opts.previous![e.key]!;
     } else todo.push(i);
   });
@@ -48,7 +58,7 @@ export async function digestEntries(
   todo.forEach((i, k) => {
     const e = entries[i]!;
     if (stampMatches(cached[k], e)) {
-      digests[i] = cached[k]!.digest;
+      digests[i] = stampDigest(cached[k]!);
       stamps[e.key] = cached[k]!;
     } else toHash.push(i);
   });
@@ -62,10 +72,10 @@ export async function digestEntries(
       const r = res[k]!;
       hashedBytes += r.size;
       digests[i] = r.digest;
-      const stamp: StatStamp = { size: e.size, mtimeNs: String(e.mtimeNs), ctimeNs: String(e.ctimeNs), ino: String(e.ino), dev: String(e.dev), digest: r.digest };
+      const stamp = makeStamp(e, r.digest);
       // a file modified in the same clock tick as we read it could change
       // unseen; don't remember stamps that are this fresh (git's racy-clean rule)
-      if (BigInt(Date.now()) * 1_000_000n - e.mtimeNs > 2_000_000_000n) {
+      if (Date.now() - e.mtimeMs > 2000) {
         stamps[e.key] = stamp;
         fresh.push({ key: statKey(e), value: stamp });
       }
