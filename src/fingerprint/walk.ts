@@ -3,7 +3,7 @@
  * list of entries with their lstat, without following symlinks.
  */
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { isAbsolute, resolve, sep } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { globToRegExp, isGlob } from '../util/glob.js';
 
@@ -26,7 +26,8 @@ export interface InputEntry {
 // plain (not bigint) stats: a no-op run stats every input, and BigInt
 // allocation showed up in its profile; a double keeps sub-microsecond mtimes
 function entryOf(path: string, st: Stats, root: string): InputEntry | null {
-  const key = path.startsWith(root + sep) ? relative(root, path) : path;
+  // paths here are built by concatenation and already normal: slice, don't resolve
+  const key = path.startsWith(root + sep) ? path.slice(root.length + 1) : path;
   if (st.isSymbolicLink())
     return { path, key, type: 'symlink', size: 0, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, mode: st.mode, linkTarget: readlinkSync(path) };
   if (st.isFile()) return { path, key, type: 'file', size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, mode: st.mode };
@@ -41,11 +42,11 @@ function walkDir(dir: string, root: string, out: InputEntry[], filter?: RegExp, 
     throw new RocmflowError('E_INPUT', `cannot read input directory ${dir}: ${(e as Error).message}`);
   }
   for (const name of names) {
-    const p = join(dir, name);
+    const p = dir.endsWith('/') ? dir + name : `${dir}/${name}`;
     const st = lstatSync(p);
     if (st.isDirectory()) walkDir(p, root, out, filter, base);
     else {
-      if (filter && !filter.test(relative(base!, p))) continue;
+      if (filter && !filter.test(p.slice(base!.endsWith('/') ? base!.length : base!.length + 1))) continue;
       const e = entryOf(p, st, root);
       if (e) out.push(e);
     }
