@@ -48,7 +48,7 @@ function sh(cmd: string, args: string[], cwd?: string): void {
 function generate(tree: string): { files: string[]; bytes: number } {
   const files: string[] = [];
   let bytes = 0;
-  const mean = Math.floor((MB << 20) / FILES);
+  const mean = Math.floor((MB * 1048576) / FILES);
   const pool = randomBytes(4 << 20);
   for (let i = 0; i < FILES; i++) {
     const part = i % 6;
