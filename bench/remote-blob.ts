@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import type { ActionEntry } from '../src/cache/action-entry.js';
 import { ContentStore } from '../src/cache/content-store.js';
 import { createRemote } from '../src/cache/remote/create.js';
-import { sha256File } from '../src/fetch/hash-file.js';
+import { sha256File } from '../src/util/sha256-file.js';
 import { startNginx } from '../test/remote/nginx.js';
 
 const LIMIT_MB = 200;

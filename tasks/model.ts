@@ -11,7 +11,7 @@ import { defineTask, s, type Progress, type TaskInputs } from '../src/plugin/ind
 import { describeModel, humanBytes, humanCount, type ModelSummary } from '../src/gguf/describe.js';
 import { planModel, type ModelPlan, type ModelSourceOptions } from '../src/gguf/model-source.js';
 import { readGguf } from '../src/gguf/read.js';
-import { sha256File } from '../src/gguf/sha256-file.js';
+import { sha256File } from '../src/util/sha256-file.js';
 import { writeTinyModel } from '../src/gguf/tiny-model.js';
 import { download } from '../src/fetch/download.js';
 import { llamaVocab } from '../src/llama/vocab.js';
@@ -190,7 +190,7 @@ export default defineTask<ModelOptions>({
   name: 'model',
   description: 'The GGUF model the workload runs: a local file or folder, a URL with sha256, or a generated tiny llama',
   options: modelOptions,
-  code: ['src/gguf', 'src/fetch/download.ts', 'src/fetch/hash-file.ts', 'src/fetch/net-error.ts', 'src/llama/vocab.ts'],
+  code: ['src/gguf', 'src/fetch/download.ts', 'src/fetch/net-error.ts', 'src/util/sha256-file.ts', 'src/llama/vocab.ts'],
   async inputs(ctx) {
     return modelInputs(await planModel(await sourceOptions(ctx), { projectRoot: ctx.projectRoot, modelsDir: ctx.config.modelsDir, keyPath: `tasks.${ctx.task}` }));
   },

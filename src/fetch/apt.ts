@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { RocmflowError, missingTool } from '../errors.js';
 import { APT_RECORD, type AptPackage, type AptRecord } from './apt-record.js';
-import { sha256File } from './hash-file.js';
+import { sha256File } from '../util/sha256-file.js';
 
 export interface AptOptions {
   /** Package names, optionally pinned as `name=version`. */

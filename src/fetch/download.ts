@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { RocmflowError } from '../errors.js';
-import { hashInto, sha256File } from './hash-file.js';
+import { hashInto, sha256File } from '../util/sha256-file.js';
 import { netError, safeHost } from './net-error.js';
 
 export interface DownloadOptions {

@@ -7,7 +7,7 @@
 import { RocmflowError } from '../errors.js';
 import { Prng } from './prng.js';
 import { ggufArrayLength, readGguf } from './read.js';
-import { sha256File } from './sha256-file.js';
+import { sha256File } from '../util/sha256-file.js';
 import { fileTypeFor, type GgufKv } from './types.js';
 import { writeGguf, type GgufTensorInput } from './write.js';
 
