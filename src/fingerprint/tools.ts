@@ -3,29 +3,11 @@
  * per resolved binary and its stat, so a no-op run spawns nothing.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { statSync } from 'node:fs';
 import type { CacheIndex } from '../cache/cache-index.js';
+import { which } from '../util/which.js';
 
-export function which(cmd: string, path = process.env.PATH ?? ''): string | null {
-  if (cmd.includes('/')) {
-    try {
-      accessSync(cmd, constants.X_OK);
-      return cmd;
-    } catch {
-      return null;
-    }
-  }
-  for (const dir of path.split(delimiter)) {
-    if (!dir || !isAbsolute(dir)) continue;
-    const p = join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {}
-  }
-  return null;
-}
+export { which };
 
 function run(argv: string[]): Promise<string> {
   return new Promise((resolve) => {

@@ -15,12 +15,13 @@
  * root, and refusing a layout whose mount points are missing.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
 import { missingTool, RocmflowError } from '../errors.js';
 import { globToRegExp, isGlob } from '../util/glob.js';
+import { which as whichIn } from '../util/which.js';
 import { hostPath, normalizeInRoot, type RootLayout } from './layout.js';
 
 /** A host path made visible inside the sandbox. */
@@ -68,16 +69,9 @@ export interface SandboxCommand {
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Find an executable on the host PATH. */
+/** Where a tool is on PATH (the sandbox's default PATH when none is set). */
 export function which(tool: string, path = process.env.PATH ?? DEFAULT_PATH): string | null {
-  for (const dir of path.split(':')) {
-    if (!dir) continue;
-    const p = posix.join(dir, tool);
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {}
-  }
-  return null;
+  return whichIn(tool, path);
 }
 
 /** Build the argv that runs `opts.command` inside the root. */
