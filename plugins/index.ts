@@ -4,6 +4,7 @@
  * import them from here.
  */
 import type { Detection, DetectContext, TargetDefinition } from '../src/plugin/types.js';
+import { autoOrder } from '../src/plugin/auto-order.js';
 import gfx1151 from './gfx1151.js';
 import gfx1100 from './gfx1100.js';
 import cuda from './cuda.js';
@@ -34,9 +35,9 @@ export async function detectTargets(targets: readonly TargetDefinition[], ctx: O
 }
 
 /**
- * `--target auto`: the first detected GPU target in list order, else the
- * first detected target of any kind (cpu always is).
+ * `--target auto`: the first detected target in auto order (AMD, NVIDIA,
+ * then CPU; see src/plugin/auto-order.ts), the same rule `rocmflow run` uses.
  */
 export function chooseAutoTarget(detected: readonly DetectedTarget[]): DetectedTarget | undefined {
-  return detected.find((d) => d.detection.found && d.target.family !== 'cpu') ?? detected.find((d) => d.detection.found);
+  return autoOrder(detected, (d) => d.target).find((d) => d.detection.found);
 }

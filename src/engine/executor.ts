@@ -3,7 +3,7 @@
  * once, decide fresh (skip) → cached (restore) → stale (run and capture).
  * The first failure cancels running tasks and skips the rest.
  */
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGraph } from 'p-graph';
 import type { ActionEntry } from '../cache/action-entry.js';
@@ -15,7 +15,7 @@ import {
 import type { RemoteCache } from '../cache/remote/types.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { RocmflowError, isRocmflowError } from '../errors.js';
-import { canonicalJson, sha256 } from '../fingerprint/canonical.js';
+import { sha256 } from '../fingerprint/canonical.js';
 import type { StatStamp } from '../fingerprint/file-digests.js';
 import { diffRecords, fingerprintKey, type FieldChange, type FingerprintRecord } from '../fingerprint/record.js';
 import type { TaskGraph } from '../graph/task-graph.js';
@@ -318,7 +318,7 @@ export class Executor {
       const summary = result?.summary ?? [];
       const durationMs = Math.round(performance.now() - start);
       if (!fp.record.uncacheable) {
-        const logBytes = await import('node:fs').then((f) => f.readFileSync(logFile));
+        const logBytes = readFileSync(logFile);
         const logDigest = sha256(logBytes);
         this.store.putBytes(logBytes, logDigest);
         const entry: ActionEntry = {
@@ -338,6 +338,3 @@ export class Executor {
     }
   }
 }
-
-/** A stable digest of a value, for tests and tools. */
-export const digestOf = (v: unknown) => sha256(canonicalJson(v));

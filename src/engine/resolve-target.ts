@@ -5,6 +5,7 @@
 import { unknownTarget } from '../graph/task-graph.js';
 import type { Registry } from '../plugin/load.js';
 import type { DetectContext, ResolvedTarget } from '../plugin/types.js';
+import { autoOrder } from '../plugin/auto-order.js';
 import { RocmflowError } from '../errors.js';
 
 export async function resolveTarget(
@@ -18,8 +19,7 @@ export async function resolveTarget(
     if (!t) throw unknownTarget(name, [...registry.targets.keys()]);
     return { target: { name, definition: t.def, detection: null, options: opts.targetOptions[name] ?? {} }, reason: 'selected' };
   }
-  const order = { rocm: 0, cuda: 1, cpu: 2 } as const;
-  const candidates = [...registry.targets.values()].filter((t) => t.def.family !== 'cpu').sort((a, b) => order[a.def.family] - order[b.def.family]);
+  const candidates = autoOrder([...registry.targets.values()], (t) => t.def).filter((t) => t.def.family !== 'cpu');
   for (const t of candidates) {
     let detection;
     try {

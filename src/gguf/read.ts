@@ -156,27 +156,26 @@ class Parser {
     return t;
   }
 
-  private async string(): Promise<string> {
+  /** A string's u64 length, checked against what is left of the file. */
+  private async stringLength(): Promise<number> {
     const r = this.r;
     const p = r.ensure(8);
     if (p) await p;
     const at = r.pos;
     const len = r.u64();
     if (len > BigInt(r.remaining)) throw this.tooBig('string length', len, at);
-    const n = Number(len);
-    const q = r.ensure(n);
+    return Number(len);
+  }
+
+  private async string(): Promise<string> {
+    const n = await this.stringLength();
+    const q = this.r.ensure(n);
     if (q) await q;
-    return r.utf8(n);
+    return this.r.utf8(n);
   }
 
   private async skipString(): Promise<void> {
-    const r = this.r;
-    const p = r.ensure(8);
-    if (p) await p;
-    const at = r.pos;
-    const len = r.u64();
-    if (len > BigInt(r.remaining)) throw this.tooBig('string length', len, at);
-    r.skip(Number(len));
+    this.r.skip(await this.stringLength());
   }
 
   private async value(type: GgufValueType, depth: number): Promise<GgufValue> {

@@ -83,7 +83,7 @@ export class TerminalReporter {
         break;
       }
       case 'log':
-        if (e.level === 'info' || (this.verbose && e.level !== 'debug') || (this.verbose && e.level === 'debug'))
+        if (e.level === 'info' || this.verbose)
           this.write(`    ${this.paint(2, `${e.task}:`)} ${e.line}`);
         break;
       case 'warning':
