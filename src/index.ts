@@ -7,4 +7,4 @@ export type { UserConfig, RemoteCacheConfig, ResolvedConfig } from './config/typ
 export { defineTask, defineTarget } from './plugin/define.js';
 export type * from './plugin/types.js';
 export { RocmflowError, usageError, missingTool } from './errors.js';
-export * as s from './config/schema.js';
+export * as s from './util/schema.js';

@@ -4,14 +4,14 @@
  * their shared libraries, RUNPATH $ORIGIN), `build-info.json` and `build.log`.
  */
 import { defineTask } from '../src/plugin/index.js';
-import { buildLlama, buildLlamaInputs, buildLlamaOptionsSchema, runtimeRootFromDeps, type BuildLlamaOptions } from '../src/llama/build.js';
+import { buildLlama, buildLlamaInputs, buildLlamaOptionsSchema, type BuildLlamaOptions } from '../src/llama/build.js';
+import { runtimeRootFromDeps } from '../src/pipeline/runtime.js';
 
 export default defineTask<BuildLlamaOptions>({
   name: 'build-llama',
   description: 'Build llama.cpp (llama-server, llama-cli, llama-completion) for the target',
   deps: ['fetch-rocm'],
   options: buildLlamaOptionsSchema,
-  code: ['src/llama/build.ts', 'src/llama/source.ts', 'src/llama/toolchain.ts', 'src/llama/install.ts', 'src/llama/exec.ts', 'src/gpu/amd-target.ts'],
   inputs: (ctx) => buildLlamaInputs(ctx.target, ctx.options, ctx.config.cacheDir),
   outputs: ['llama', 'build-info.json', 'build.log'],
   async run(ctx) {

@@ -23,7 +23,6 @@ export default defineTask<FetchRocmOptions>({
   name: 'fetch-rocm',
   description: 'Fetch the GPU runtime (TheRock tarball, URL, directory or apt packages) for the target',
   options: s.object({ source: s.optional(runtimeSourceSchema) }),
-  code: ['src/fetch', 'src/util/sha256-file.ts'],
   async inputs(ctx) {
     return runtimeInputs(sourceOf(ctx), {
       cacheDir: ctx.config.cacheDir,

@@ -190,7 +190,6 @@ export default defineTask<ModelOptions>({
   name: 'model',
   description: 'The GGUF model the workload runs: a local file or folder, a URL with sha256, or a generated tiny llama',
   options: modelOptions,
-  code: ['src/gguf', 'src/fetch/download.ts', 'src/fetch/net-error.ts', 'src/util/sha256-file.ts', 'src/llama/vocab.ts'],
   async inputs(ctx) {
     return modelInputs(await planModel(await sourceOptions(ctx), { projectRoot: ctx.projectRoot, modelsDir: ctx.config.modelsDir, keyPath: `tasks.${ctx.task}` }));
   },

@@ -50,7 +50,6 @@ export default defineTask<PackageImageOptions>({
     formats: s.optional(s.array(s.literal('zstd', 'gzip'))),
     zstdLevel: s.optional(s.number({ integer: true, min: 1, max: 22 })),
   }),
-  code: ['src/image'],
   inputs(ctx) {
     return { params: { formats: ctx.options.formats ?? ['zstd', 'gzip'], zstdLevel: ctx.options.zstdLevel ?? EXPORT_ZSTD_LEVEL }, tools: ['zstd --version'] };
   },

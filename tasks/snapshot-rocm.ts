@@ -78,7 +78,6 @@ export default defineTask<SnapshotRocmOptions>({
   description: 'deterministic tar.zst + manifest of the ROCm tree (also the full image layer)',
   deps: ['fetch-rocm'],
   options: snapshotRocmOptions,
-  code: ['src/image'],
   inputs(ctx: TaskContext<SnapshotRocmOptions>): TaskInputs {
     const inputs: TaskInputs = {
       params: { level: ctx.options.level ?? null, mtime: ctx.options.mtime ?? null },

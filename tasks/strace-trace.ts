@@ -3,11 +3,8 @@
  * src/llama/workload.ts) inside the full runtime under strace, and record
  * what it touched, what it generated and how fast.
  *
- * This module also defines `detect-target`, a dependency without
- * dependencies of its own: it checks that the target's device is here
- * before anything is downloaded or built (the engine runs it first and a
- * failure cancels the rest), and its output (the detection) carries the
- * device index the workload's environment pins.
+ * The device check itself is `detect-target` (tasks/detect-target.ts), a
+ * dependency that runs before anything is fetched or built.
  *
  * Fingerprint: the workload parameters, `baseRoot`, strace's and bwrap's
  * versions, and the host's `/etc/ld.so.cache` (or the base root's), which
@@ -18,10 +15,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defineTask, RocmflowError, s, type Detection, type ResolvedTarget } from '../src/plugin/index.js';
-import { sandboxRunner } from '../src/llama/workload-sandbox.js';
+import { defineTask, s, type Detection } from '../src/plugin/index.js';
+import { sandboxRunner } from '../src/pipeline/workload-runner.js';
 import { DEFAULT_WORKLOAD, pickCli, runWorkload, textsOf, type WorkloadSpec } from '../src/llama/workload.js';
-import { pipelineRuntime, LLAMA_MOUNT, MODELS_MOUNT, ROCM_MOUNT } from '../src/runtime/pipeline-layout.js';
+import { pipelineRuntime, LLAMA_MOUNT, MODELS_MOUNT, ROCM_MOUNT } from '../src/pipeline/runtime.js';
 import { startVramSampler, type VramSample, type VramSource } from '../src/gpu/vram.js';
 import { parseTraceFiles } from '../src/trace/parse.js';
 
@@ -59,34 +56,6 @@ export function workloadSpec(o: StraceTraceOptions): WorkloadSpec {
   };
 }
 
-/** Detect the target's device; a GPU target without its GPU is a clear error naming what to use instead. */
-export async function requireDevice(target: ResolvedTarget): Promise<Detection> {
-  const def = target.definition;
-  const detection = target.detection ?? (await def.detect({ root: '/', env: process.env, options: target.options }));
-  if (def.family !== 'cpu' && !detection.found) {
-    const what = def.arch ? `${def.arch} GPU` : `${def.family.toUpperCase()} GPU`;
-    throw new RocmflowError('E_NO_DEVICE', `no ${what} found for target ${target.name} (${detection.description}): use --target cpu, or --target auto`);
-  }
-  return detection;
-}
-
-const detectTarget = defineTask({
-  name: 'detect-target',
-  description: "Check that the target's device is present (before anything is fetched or built); record the detection",
-  code: ['src/gpu'],
-  async inputs(ctx) {
-    // detection runs while the key is computed: a missing GPU fails here, first
-    const d = await requireDevice(ctx.target);
-    return { params: { target: ctx.target.name, detection: JSON.parse(JSON.stringify(d)) } };
-  },
-  outputs: ['device.json'],
-  async run(ctx) {
-    const d = await requireDevice(ctx.target);
-    await writeFile(join(ctx.outDir, 'device.json'), JSON.stringify({ target: ctx.target.name, family: ctx.target.definition.family, detection: d }, null, 2) + '\n');
-    return { summary: [`${ctx.target.name}: ${d.description}`] };
-  },
-});
-
 function vramSource(family: string, d: Detection): VramSource | null {
   if (!d.found) return null;
   if (family === 'rocm') {
@@ -104,7 +73,6 @@ const straceTrace = defineTask<StraceTraceOptions>({
   deps: ['detect-target', 'build-llama', 'fetch-rocm', 'model'],
   options,
   // whole folders: the engine may hash a compiled mirror of the sources, where file names differ
-  code: ['src/llama', 'src/runtime', 'src/trace', 'src/gpu'],
   inputs(ctx) {
     const base = ctx.options.baseRoot ?? '/';
     const ldCache = join(base.startsWith('/') ? base : join(ctx.projectRoot, base), 'etc/ld.so.cache');
@@ -193,4 +161,4 @@ const straceTrace = defineTask<StraceTraceOptions>({
   },
 });
 
-export default { tasks: [detectTarget, straceTrace] };
+export default straceTrace;

@@ -15,12 +15,12 @@ import { computeClosure } from '../src/runtime/closure.js';
 import { hostPath } from '../src/runtime/layout.js';
 import { assembleRoot } from '../src/runtime/assemble.js';
 import { trimReport } from '../src/runtime/report.js';
-import { pipelineRuntime, MODELS_MOUNT } from '../src/runtime/pipeline-layout.js';
-import { fullRuntime, pipelineCategory } from '../src/runtime/pipeline-report.js';
-import { verifyWorkload } from '../src/runtime/pipeline-verify.js';
-import { stripRoot } from '../src/runtime/pipeline-strip.js';
+import { pipelineRuntime, MODELS_MOUNT } from '../src/pipeline/runtime.js';
+import { fullRuntime, pipelineCategory } from '../src/pipeline/full-runtime.js';
+import { verifyWorkload } from '../src/pipeline/verify.js';
+import { stripRoot } from '../src/runtime/strip-root.js';
 import { STRACE_KIT_DIR } from '../src/runtime/strace-kit.js';
-import { writeRuntimeImages } from '../src/image/pipeline-images.js';
+import { writeRuntimeImages } from '../src/pipeline/images.js';
 import { humanBytes } from '../src/image/report.js';
 import { toolVersion } from '../src/llama/toolchain.js';
 import type { WorkloadResult, WorkloadSpec } from '../src/llama/workload.js';
@@ -74,7 +74,6 @@ export default defineTask<TrimRuntimeOptions>({
   description: 'Trim the full runtime to what the trace needs, verify it with the same workload, write the minimal and full OCI images and the report',
   deps: ['strace-trace', 'build-llama', 'fetch-rocm', 'model', 'snapshot-rocm'],
   options: s.object({ strip: s.optional(s.boolean()) }),
-  code: ['src/runtime', 'src/image', 'src/llama', 'src/trace'],
   inputs(ctx) {
     const baseRoot = (ctx.config.tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot ?? null;
     const def = ctx.target.definition;

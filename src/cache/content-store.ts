@@ -12,7 +12,7 @@ import {
   rmSync, statSync, unlinkSync, utimesSync, writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { hashFileSync } from '../fingerprint/hash-pool.js';
+import { hashFileSync } from '../util/hash-pool.js';
 import { RocmflowError } from '../errors.js';
 
 /** Blob mtime: 2000-01-01T00:00:00Z. Anything else means the blob was modified. */

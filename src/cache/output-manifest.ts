@@ -8,8 +8,8 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { RocmflowError } from '../errors.js';
-import { canonicalJson, sha256 } from '../fingerprint/canonical.js';
-import { hashFiles } from '../fingerprint/hash-pool.js';
+import { canonicalJson, sha256 } from '../util/canonical.js';
+import { hashFiles } from '../util/hash-pool.js';
 import { storeError, type ContentStore } from './content-store.js';
 
 export interface ManifestEntry {

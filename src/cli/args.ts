@@ -4,7 +4,7 @@
  * options are usage errors with a suggestion.
  */
 import { usageError } from '../errors.js';
-import { nearest } from '../config/schema.js';
+import { nearest } from '../util/schema.js';
 
 export interface FlagSpec {
   /** `boolean`, `string` (value required), or `optional` (value only when the next token is not a flag). */

@@ -5,7 +5,7 @@
  */
 import { isRocmflowError } from '../errors.js';
 import type { CommandIO } from './command.js';
-import { nearest } from '../config/schema.js';
+import { nearest } from '../util/schema.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 
 function makeIO(signal: AbortSignal): CommandIO {

@@ -4,7 +4,7 @@
 import { cpus } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { usageError } from '../errors.js';
-import * as s from './schema.js';
+import * as s from '../util/schema.js';
 import type { ResolvedConfig, UserConfig } from './types.js';
 
 const remoteSchema = s.object({

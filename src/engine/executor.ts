@@ -15,7 +15,7 @@ import {
 import type { RemoteCache } from '../cache/remote/types.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { RocmflowError, isRocmflowError } from '../errors.js';
-import { sha256 } from '../fingerprint/canonical.js';
+import { sha256 } from '../util/canonical.js';
 import type { StatStamp } from '../fingerprint/file-digests.js';
 import { diffRecords, fingerprintKey, type FieldChange, type FingerprintRecord } from '../fingerprint/record.js';
 import type { TaskGraph } from '../graph/task-graph.js';

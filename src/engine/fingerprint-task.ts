@@ -3,14 +3,15 @@
  * file digests (via the stat cache), its code, and its dependencies'
  * output digests.
  */
-import { relative } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import type { CacheIndex } from '../cache/cache-index.js';
 import { digestEntries, type StatStamp } from '../fingerprint/file-digests.js';
-import { canonicalJson, sha256 } from '../fingerprint/canonical.js';
+import { canonicalJson, sha256 } from '../util/canonical.js';
 import type { FingerprintRecord } from '../fingerprint/record.js';
 import { toolVersions } from '../fingerprint/tools.js';
 import { expandInputs } from '../fingerprint/walk.js';
 import { PACKAGE_ROOT, type LoadedTask } from '../plugin/load.js';
+import { moduleClosure } from '../util/module-closure.js';
 import { SOURCE_ROOT, sourceOf } from '../util/source-root.js';
 import type { TaskContext, TaskInputs } from '../plugin/types.js';
 import { RocmflowError, isRocmflowError } from '../errors.js';
@@ -19,19 +20,27 @@ export const ROCMFLOW_VERSION: string = (await import('../../package.json', { wi
 
 const codeHashes = new Map<string, Promise<string>>();
 
-/** Hash of a task's module file plus its declared `code` paths (memoised per process). */
+/**
+ * Hash of a task's code: its module and every local module it imports
+ * (the real import closure, see util/module-closure.ts), plus any extra
+ * `code` paths it declares (data files a task reads, e.g. a script it runs).
+ * Memoised per process.
+ */
 export function codeHash(task: LoadedTask, index: CacheIndex): Promise<string> {
   let h = codeHashes.get(task.def.name);
   if (!h) {
     h = (async () => {
-      // contents and package-relative names only: keys must match across
-      // workspaces and machines, so no absolute path may enter them; and the
-      // TypeScript sources are hashed, not whatever they were compiled to
+      // contents and relative names only: keys must match across workspaces
+      // and machines, so no absolute path may enter them; and the TypeScript
+      // sources are hashed, not whatever they were compiled to
       const file = task.file.startsWith(PACKAGE_ROOT) ? sourceOf(task.file) : task.file;
-      const module = expandInputs([file], SOURCE_ROOT, task.def.name);
-      const code = expandInputs((task.def.code ?? []).map((c) => `${SOURCE_ROOT}/${c}`), SOURCE_ROOT, task.def.name);
-      const { digests } = await digestEntries([...module, ...code], { index });
-      return sha256(canonicalJson([digests[0], code.map((e, i) => [relative(SOURCE_ROOT, e.path), digests[i + 1]])]));
+      const base = file.startsWith(SOURCE_ROOT + '/') ? SOURCE_ROOT : dirname(file);
+      const closure = await moduleClosure(file);
+      const module = expandInputs(closure, base, task.def.name);
+      const extra = expandInputs((task.def.code ?? []).map((c) => resolve(dirname(file), c)), base, task.def.name);
+      const all = [...module, ...extra];
+      const { digests } = await digestEntries(all, { index });
+      return sha256(canonicalJson(all.map((e, i) => [relative(base, e.path), digests[i]])));
     })();
     codeHashes.set(task.def.name, h);
   }

@@ -1,6 +1,6 @@
 /** Validation of a `RuntimeSource` written in the config (`tasks.fetch-rocm.source`). */
-import * as s from '../config/schema.js';
-import type { Schema } from '../config/schema.js';
+import * as s from '../util/schema.js';
+import type { Schema } from '../util/schema.js';
 import type { RuntimeSource } from '../plugin/types.js';
 
 const sha256 = (): Schema<string> => ({

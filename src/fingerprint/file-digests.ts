@@ -5,7 +5,7 @@
  * index.
  */
 import type { CacheIndex } from '../cache/cache-index.js';
-import { hashFiles } from './hash-pool.js';
+import { hashFiles } from '../util/hash-pool.js';
 import type { InputEntry } from './walk.js';
 
 /**

@@ -4,7 +4,7 @@
  * so `rocmflow explain` can say which field changed.
  */
 import type { Json } from '../plugin/types.js';
-import { canonicalJson, sha256 } from './canonical.js';
+import { canonicalJson, sha256 } from '../util/canonical.js';
 
 export interface FingerprintRecord {
   /** Record format version. */

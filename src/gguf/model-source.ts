@@ -6,7 +6,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { RocmflowError, usageError } from '../errors.js';
-import { nearestN } from '../config/schema.js';
+import { nearestN } from '../util/schema.js';
 import { tinyModelParams, type TinyModelParams } from './tiny-model.js';
 
 /** What the user configured (`tasks.model`), after schema validation. */

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import * as s from '../config/schema.js';
+import * as s from '../util/schema.js';
 import type { Detection, DetectContext, TargetContext, TargetDefinition } from '../plugin/types.js';
 import { encodeGfxArch, readKfdGpus, type KfdNode } from './kfd.js';
 import { parseTargetOptions } from './target-options.js';

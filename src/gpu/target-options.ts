@@ -3,7 +3,7 @@
  * schema slot for targets, so each hook parses the options it is given and
  * turns a schema mismatch into a config error naming the key path.
  */
-import { SchemaError, type Schema } from '../config/schema.js';
+import { SchemaError, type Schema } from '../util/schema.js';
 import { usageError } from '../errors.js';
 
 /** Parse `options` for target `name`; a bad value is an E_CONFIG error naming `targets.<name>.<key>`. */

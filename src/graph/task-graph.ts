@@ -3,7 +3,7 @@
  * cycle detection (printed as a path), topological order, dependents.
  */
 import { usageError } from '../errors.js';
-import { nearestN } from '../config/schema.js';
+import { didYouMean } from '../util/schema.js';
 
 export interface GraphTask {
   name: string;
@@ -39,7 +39,7 @@ export class TaskGraph {
       state.set(name, 'visiting');
       stack.push(name);
       for (const d of index.get(name)!.deps) {
-        if (!index.has(d)) throw usageError('E_UNKNOWN_DEP', `task ${name}: depends on unknown task "${d}"${suggest(d, names)}`);
+        if (!index.has(d)) throw usageError('E_UNKNOWN_DEP', `task ${name}: depends on unknown task "${d}"${didYouMean(d, names)}`);
         visit(d);
       }
       stack.pop();
@@ -90,15 +90,6 @@ export class TaskGraph {
   }
 }
 
-function suggest(name: string, names: readonly string[]): string {
-  const near = nearestN(name, names);
-  return near.length ? ` (did you mean ${near.map((n) => `"${n}"`).join(' or ')}?)` : '';
-}
-
 export function unknownTask(name: string, names: readonly string[]) {
-  return usageError('E_UNKNOWN_TASK', `unknown task "${name}"${suggest(name, names)}; known tasks: ${[...names].sort().join(', ')}`);
-}
-
-export function unknownTarget(name: string, names: readonly string[]) {
-  return usageError('E_UNKNOWN_TARGET', `unknown target "${name}"${suggest(name, names)}; known targets: ${[...names].sort().join(', ')}, auto`);
+  return usageError('E_UNKNOWN_TASK', `unknown task "${name}"${didYouMean(name, names)}; known tasks: ${[...names].sort().join(', ')}`);
 }

@@ -5,12 +5,12 @@
  * everything the tools printed (`build.log`). The task in
  * tasks/build-llama.ts is a thin wrapper, so this runs without the engine.
  */
-import { createWriteStream, existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import * as s from '../config/schema.js';
-import type { DepResult, Json, Logger, Progress, ResolvedTarget, TaskInputs } from '../plugin/types.js';
+import * as s from '../util/schema.js';
+import type { Json, Logger, Progress, ResolvedTarget, TaskInputs } from '../plugin/types.js';
 import { execStreaming } from './exec.js';
 import { installLlama, type InstallResult } from './install.js';
 import { DEFAULT_LLAMA_SOURCE, prepareSource, resolveSource, sourceSpecSchema, type SourceSpec } from './source.js';
@@ -101,19 +101,6 @@ export function parseBuildProgress(line: string): { done: number; total: number 
   return null;
 }
 
-/** The GPU runtime root from fetch-rocm's output: `rocm.json`'s path (a `dir` source), else `rocm/`. */
-export async function runtimeRootFromDeps(deps: Readonly<Record<string, DepResult>>): Promise<string | undefined> {
-  const dep = deps['fetch-rocm'];
-  if (!dep) return undefined;
-  const pointer = join(dep.outDir, 'rocm.json');
-  if (existsSync(pointer)) {
-    const j = JSON.parse(await readFile(pointer, 'utf8')) as { path?: unknown };
-    if (typeof j.path === 'string') return j.path;
-  }
-  const dir = join(dep.outDir, 'rocm');
-  return existsSync(dir) ? dir : undefined;
-}
-
 /** What `inputs()` declares for a build. */
 export async function buildLlamaInputs(target: ResolvedTarget, options: BuildLlamaOptions, cacheDir: string, signal?: AbortSignal): Promise<TaskInputs> {
   const source = await resolveSource(options.source, { cacheDir, signal });
@@ -138,7 +125,7 @@ export async function buildLlamaInputs(target: ResolvedTarget, options: BuildLla
 export interface BuildLlamaParams {
   target: ResolvedTarget;
   options: BuildLlamaOptions;
-  /** The fetched ROCm/CUDA prefix (see runtimeRootFromDeps). */
+  /** The fetched ROCm/CUDA prefix. */
   runtimeRoot?: string;
   outDir: string;
   workDir: string;

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import * as s from '../config/schema.js';
+import * as s from '../util/schema.js';
 import { RocmflowError, usageError } from '../errors.js';
 import type { Json } from '../plugin/types.js';
 

@@ -4,7 +4,7 @@
  * types; see DESIGN.md "The task and plugin contracts".
  */
 import type { Shell } from 'zx';
-import type { Schema } from '../config/schema.js';
+import type { Schema } from '../util/schema.js';
 
 /** A JSON value, as stored in fingerprints and action records. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -112,9 +112,9 @@ export interface TaskDefinition<Options = unknown> {
   /** Validates `tasks.<name>` in the config; errors name the key path. */
   options?: Schema<Options>;
   /**
-   * Paths (relative to the rocmflow package root) of library code this task's
-   * behaviour depends on, hashed into its key besides the task's own module,
-   * e.g. `['src/runtime', 'src/trace']`.
+   * Files this task's behaviour depends on that it does not import (a script
+   * it runs, a data file), relative to the task's module file. The module and
+   * every local module it imports are always covered by its key.
    */
   code?: string[];
   /** What the fingerprint covers. */

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { rocmflow, states, workspace } from '../helpers/cli.js';
+import { PLUGIN_API, rocmflow, states, workspace } from '../helpers/cli.js';
 
 export const PIPELINE = `
 const count = (name: string) => { if (process.env.COUNTER) require('node:fs').appendFileSync(process.env.COUNTER, name + '\\n'); };
@@ -109,6 +109,22 @@ describe('run', () => {
     // same content, new mtime: gen reruns only if its input digest changed; it did not
     writeFileSync(join(ws, 'src/a.txt'), 'alpha\n');
     expect(states(run(['run', ...ALL]))).toEqual({ gen: 'fresh', compile: 'fresh', pack: 'fresh', other: 'fresh' });
+  });
+
+  it("a task's key covers the modules it imports: editing a helper reruns exactly the task that imports it", () => {
+    writeFileSync(join(ws, 'rocmflow.config.ts'), `export default { target: 'cpu', plugins: ['./tasks.ts', './extra.ts'] };\n`);
+    writeFileSync(join(ws, 'helper.ts'), `export const greeting = (n: string) => 'hello ' + n;\n`);
+    writeFileSync(join(ws, 'extra.ts'), [
+      `import { defineTask } from ${JSON.stringify(PLUGIN_API)};`,
+      `import { greeting } from './helper.ts';`,
+      `export default defineTask({ name: 'extra', outputs: ['x.txt'], async run(ctx) { require('node:fs').writeFileSync(ctx.outDir + '/x.txt', greeting('x')); } });`,
+    ].join('\n'));
+    expect(run(['run', ...ALL, 'extra']).code).toBe(0);
+    expect(states(run(['run', ...ALL, 'extra']))).toEqual({ gen: 'fresh', compile: 'fresh', pack: 'fresh', other: 'fresh', extra: 'fresh' });
+    writeFileSync(join(ws, 'helper.ts'), `export const greeting = (n: string) => 'hello again ' + n;\n`);
+    const r = run(['run', ...ALL, 'extra']);
+    expect(states(r)).toEqual({ gen: 'fresh', compile: 'fresh', pack: 'fresh', other: 'fresh', extra: 'ran' });
+    expect(r.events.find((e) => e.type === 'start' && e.task === 'extra')?.reason).toBe('task code');
   });
 
   it('--explain and `explain` name the changed file, param and env value', () => {

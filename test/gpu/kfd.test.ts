@@ -5,7 +5,10 @@ import { describe, expect, it } from 'vitest';
 import gfx1100 from '../../plugins/gfx1100.js';
 import gfx1151 from '../../plugins/gfx1151.js';
 import cpu from '../../plugins/cpu.js';
-import { builtinTargets, chooseAutoTarget, detectTargets } from '../../plugins/index.js';
+import cuda from '../../plugins/cuda.js';
+import { chooseAutoTarget, detectTargets } from '../../src/plugin/select-target.js';
+
+const builtinTargets = () => [gfx1151, gfx1100, cuda, cpu];
 import { decodeGfxTargetVersion, encodeGfxArch, readKfdGpus, readKfdNodes } from '../../src/gpu/kfd.js';
 import { listDrmCards } from '../../src/gpu/drm.js';
 import type { DetectContext } from '../../src/plugin/types.js';
@@ -65,6 +68,13 @@ describe('a host with a gfx1100 dGPU and a gfx1151 iGPU', () => {
     expect(b.facts).toMatchObject({ integrated: false, vramTotalBytes: 24 * GiB });
     expect(gfx1151.env({ detection: a, options: {} }).ROCR_VISIBLE_DEVICES).toBe('1');
     expect(gfx1100.env({ detection: b, options: {} }).ROCR_VISIBLE_DEVICES).toBe('0');
+  });
+
+  it('auto takes the GPU the system lists first (the lowest device index)', async () => {
+    const first = chooseAutoTarget(await detectTargets(builtinTargets(), { root: fakeSysfs([cpuNode, rx7900, strixHalo]), env: ctx('/').env }));
+    expect(first?.target.name).toBe('gfx1100');
+    const second = chooseAutoTarget(await detectTargets(builtinTargets(), { root: fakeSysfs([cpuNode, strixHalo, rx7900]), env: ctx('/').env }));
+    expect(second?.target.name).toBe('gfx1151');
   });
 
   it('the reverse order swaps the indices', async () => {

@@ -13,7 +13,7 @@ import gfx1151 from '../../plugins/gfx1151.js';
 import { computeClosure } from '../../src/runtime/closure.js';
 import { assembleRoot } from '../../src/runtime/assemble.js';
 import { trimReport, layoutFiles } from '../../src/runtime/report.js';
-import { pipelineCategory } from '../../src/runtime/pipeline-report.js';
+import { pipelineCategory } from '../../src/pipeline/full-runtime.js';
 import type { RootLayout } from '../../src/runtime/layout.js';
 import { rocmflowAsync } from '../helpers/cli.js';
 import { vocabFile } from '../helpers/llama.js';

@@ -6,18 +6,20 @@ import cpu from '../../plugins/cpu.js';
 import cuda from '../../plugins/cuda.js';
 import gfx1100 from '../../plugins/gfx1100.js';
 import gfx1151 from '../../plugins/gfx1151.js';
-import { builtinTargets } from '../../plugins/index.js';
 import { amdDropRules, otherArches } from '../../src/gpu/amd-target.js';
 import { parseNvidiaSmi } from '../../src/gpu/nvidia.js';
-import { validateTarget } from '../../src/plugin/load.js';
+import { loadRegistry, validateTarget } from '../../src/plugin/load.js';
+import { orderedTargets } from '../../src/plugin/select-target.js';
 import { matchGlob } from '../../src/util/glob.js';
 import type { DetectContext } from '../../src/plugin/types.js';
 import { emptyPath, fakeNvidiaSmi } from './fake-tools.js';
 
 
 describe('built-in targets', () => {
-  it('are well-formed for the plugin loader', () => {
-    expect(builtinTargets().map((t) => validateTarget(t, 'builtin').name)).toEqual(['gfx1151', 'gfx1100', 'cuda', 'cpu']);
+  it('are well-formed for the plugin loader, and listed AMD, NVIDIA, CPU', async () => {
+    for (const t of [gfx1151, gfx1100, cuda, cpu]) validateTarget(t, 'builtin');
+    const registry = await loadRegistry({ plugins: [], configDir: tmpdir() });
+    expect(orderedTargets(registry).map((t) => t.name)).toEqual(['gfx1100', 'gfx1151', 'cuda', 'cpu']);
     expect(gfx1151.runtime).toEqual({ kind: 'therock', family: 'gfx1151' });
     expect(gfx1100.runtime).toEqual({ kind: 'therock', family: 'gfx110X-all' });
     expect(cuda.runtime).toEqual({ kind: 'dir', path: '/usr/local/cuda' });

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { ActionEntry } from '../../src/cache/action-entry.js';
 import { parseStoredEntry } from '../../src/cache/remote/parse-stored-entry.js';
 import { keyId, signEntry, verifyEntry } from '../../src/cache/remote/signing.js';
-import { sha256 } from '../../src/fingerprint/canonical.js';
+import { sha256 } from '../../src/util/canonical.js';
 
 const KEY = sha256('a fingerprint');
 

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandIO } from '../../src/cli/command.js';
-import { trimCommand } from '../../src/runtime/trim-command.js';
+import { trimCommand } from '../../src/cli/commands/trim.js';
 import { traceInRoot } from '../../src/runtime/trace-in-root.js';
 import { cleanTemps, put, temp } from './helpers.js';
 

@@ -6,7 +6,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { ActionEntry } from '../action-entry.js';
-import { canonicalJson } from '../../fingerprint/canonical.js';
+import { canonicalJson } from '../../util/canonical.js';
 
 /** What `ac/<key>` holds. */
 export interface StoredEntry {

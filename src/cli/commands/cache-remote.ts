@@ -13,7 +13,7 @@ import { createRemote } from '../../cache/remote/create.js';
 import type { RemoteCacheClient, TransferStats } from '../../cache/remote/remote-cache-client.js';
 import type { TaskStateRecord } from '../../engine/executor.js';
 import { planRun } from '../../engine/plan.js';
-import { resolveTarget } from '../../engine/resolve-target.js';
+import { resolveTarget } from '../../plugin/select-target.js';
 import { TaskGraph } from '../../graph/task-graph.js';
 import { formatBytes, formatMs } from '../../report/format.js';
 import { RocmflowError, usageError } from '../../errors.js';

@@ -11,7 +11,7 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command, CommandIO } from '../command.js';
 import { parseArgs } from '../args.js';
-import { chooseAutoTarget, detectTargets } from '../../../plugins/index.js';
+import { chooseAutoTarget, detectTargets } from '../../plugin/select-target.js';
 import { loadTargets } from './targets.js';
 import type { TargetDefinition } from '../../plugin/types.js';
 import { readKfdNodes } from '../../gpu/kfd.js';

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from '../command.js';
 import { COMMON_FLAGS, parseArgs } from '../args.js';
 import { openSession } from '../session.js';
-import { resolveTarget } from '../../engine/resolve-target.js';
+import { resolveTarget } from '../../plugin/select-target.js';
 import { Executor } from '../../engine/executor.js';
 import { RocmflowError, usageError } from '../../errors.js';
 import { expandDevices, sandboxArgv, which } from '../../runtime/sandbox.js';

@@ -2,7 +2,7 @@ import type { Command } from '../command.js';
 import { COMMON_FLAGS, parseArgs } from '../args.js';
 import { openSession } from '../session.js';
 import { TaskGraph } from '../../graph/task-graph.js';
-import { resolveTarget } from '../../engine/resolve-target.js';
+import { resolveTarget } from '../../plugin/select-target.js';
 import { planRun } from '../../engine/plan.js';
 import { usageError } from '../../errors.js';
 

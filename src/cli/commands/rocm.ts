@@ -5,17 +5,20 @@
 import { usageError } from '../../errors.js';
 import { DEFAULT_INDEX, KNOWN_INDEXES, listBuilds, type Build } from '../../fetch/therock-index.js';
 import { intFlag, parseArgs, type FlagSpec } from '../args.js';
-import type { Command } from '../command.js';
+import type { Command, CommandIO } from '../command.js';
+import { openSession } from '../session.js';
+import { targetByName } from '../../plugin/select-target.js';
 
 const USAGE = `Usage:
-  rocmflow rocm list [--target T | --family F] [--index URL] [--limit N] [--json]
+  rocmflow rocm list [--target T | --family F] [--index URL] [--limit N] [--json] [--config F]
       List TheRock ROCm tarballs for a target (default gfx1151) or a GPU
       family (gfx1151, gfx110X-all, gfx120X-all, gfx94X-dcgpu, multiarch...),
       newest first: name, version, date, size.
       --index    an index page URL (a mirror), or one of: ${Object.keys(KNOWN_INDEXES).join(', ')}
                  (default ${DEFAULT_INDEX})
       --limit N  show the newest N (default 20)
-      --json     print a JSON array of builds`;
+      --json     print a JSON array of builds
+      --config F the config file (its plugins' targets are known too)`;
 
 const FLAGS: Record<string, FlagSpec> = {
   target: { type: 'string', short: 't' },
@@ -23,27 +26,21 @@ const FLAGS: Record<string, FlagSpec> = {
   index: { type: 'string' },
   limit: { type: 'string', short: 'n' },
   json: { type: 'boolean' },
+  config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 
-/** Used until a target's plugin is found: the families TheRock publishes for them. */
-const FALLBACK_FAMILIES: Record<string, string> = { gfx1151: 'gfx1151', gfx1150: 'gfx1150', gfx1100: 'gfx110X-all', gfx1101: 'gfx110X-all', gfx1201: 'gfx120X-all' };
-
-/** The TheRock family of a target, from its plugin's `runtime`, else the fallback map. */
-async function familyOfTarget(name: string): Promise<string> {
+/** The TheRock family of a target, from its definition's `runtime` (built-in or a plugin of the config). */
+async function familyOfTarget(name: string, io: CommandIO, configFile: string | undefined): Promise<string> {
+  const session = await openSession(io, { config: configFile });
   try {
-    const { builtinTargets } = await import('../../../plugins/index.js');
-    const t = builtinTargets().find((x) => x.name === name);
-    if (t) {
-      if (t.runtime.kind === 'therock') return t.runtime.family;
-      throw usageError('E_USAGE', `rocm list: target "${name}" does not use TheRock ROCm (its runtime is "${t.runtime.kind}")`);
-    }
-  } catch (e) {
-    if ((e as { code?: string }).code === 'E_USAGE') throw e;
+    const t = targetByName(session.registry, name);
+    if (t.runtime.kind !== 'therock')
+      throw usageError('E_USAGE', `rocm list: target "${name}" does not use TheRock ROCm (its runtime is "${t.runtime.kind}"); use --family`);
+    return t.runtime.family;
+  } finally {
+    await session.close();
   }
-  const f = FALLBACK_FAMILIES[name];
-  if (!f) throw usageError('E_USAGE', `rocm list: unknown target "${name}"; use --family (e.g. gfx1151, gfx110X-all, gfx120X-all)`);
-  return f;
 }
 
 function humanSize(n: number | undefined): string {
@@ -80,7 +77,7 @@ export const rocmCommand: Command = {
     }
     if (positionals.length > 0) throw usageError('E_USAGE', `rocm list: unexpected argument "${positionals[0]}"`);
     if (flags.target && flags.family) throw usageError('E_USAGE', 'rocm list: give --target or --family, not both');
-    const family = typeof flags.family === 'string' ? flags.family : await familyOfTarget(typeof flags.target === 'string' ? flags.target : 'gfx1151');
+    const family = typeof flags.family === 'string' ? flags.family : await familyOfTarget(typeof flags.target === 'string' ? flags.target : 'gfx1151', io, flags.config as string | undefined);
     const limit = intFlag(flags.limit, 'limit', 'rocm list') ?? 20;
     const index = typeof flags.index === 'string' ? flags.index : undefined;
     const builds = (await listBuilds({ index, family, signal: io.signal })).slice(0, limit);

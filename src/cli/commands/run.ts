@@ -3,7 +3,7 @@ import type { Command, CommandIO } from '../command.js';
 import { COMMON_FLAGS, intFlag, parseArgs } from '../args.js';
 import { openSession } from '../session.js';
 import { TaskGraph } from '../../graph/task-graph.js';
-import { resolveTarget } from '../../engine/resolve-target.js';
+import { resolveTarget } from '../../plugin/select-target.js';
 import { Executor } from '../../engine/executor.js';
 import { planRun } from '../../engine/plan.js';
 import type { RunEvent, TaskState } from '../../engine/events.js';

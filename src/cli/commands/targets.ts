@@ -5,23 +5,14 @@
 import type { Command, CommandIO } from '../command.js';
 import { parseArgs } from '../args.js';
 import { openSession } from '../session.js';
-import { builtinTargets, chooseAutoTarget, detectTargets, type DetectedTarget } from '../../../plugins/index.js';
+import { chooseAutoTarget, detectTargets, orderedTargets, type DetectedTarget } from '../../plugin/select-target.js';
 import type { TargetDefinition } from '../../plugin/types.js';
 
-/**
- * The targets to show: the built-ins in preference order, then those the
- * config's plugins add (a plugin may replace a built-in by name), with the
- * config's `targets.<name>` options for detection.
- */
+/** The targets to show (built-ins and the config's plugins, in the one target order) and the config's `targets.<name>` options. */
 export async function loadTargets(io: CommandIO, configFile?: string): Promise<{ targets: TargetDefinition[]; options: Record<string, Record<string, unknown>> }> {
   const session = await openSession(io, { config: configFile });
   try {
-    const registered = [...session.registry.targets.values()].map((t) => t.def);
-    const order = builtinTargets().map((t) => t.name);
-    // plugin GPU targets go after the built-in GPUs and before cpu, which stays the fallback
-    const rank = (t: TargetDefinition) => (t.family === 'cpu' ? order.length + 1 : order.includes(t.name) ? order.indexOf(t.name) : order.length);
-    const targets = registered.sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
-    return { targets, options: session.config.targets as Record<string, Record<string, unknown>> };
+    return { targets: orderedTargets(session.registry), options: session.config.targets as Record<string, Record<string, unknown>> };
   } finally {
     await session.close();
   }

@@ -6,11 +6,11 @@
  * build it the same way, so the trace and the trim agree on every path.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { RocmflowError } from '../errors.js';
-import { runtimeRootFromDeps } from '../llama/build.js';
 import type { DepResult } from '../plugin/types.js';
-import type { RootLayout } from './layout.js';
+import type { RootLayout } from '../runtime/layout.js';
 
 /** In-root mount points. */
 export const ROCM_MOUNT = '/opt/rocm';
@@ -44,4 +44,17 @@ export async function pipelineRuntime(deps: Readonly<Record<string, DepResult>>,
   const runtimeRoot = (await runtimeRootFromDeps(deps)) ?? null;
   const layers = [...(runtimeRoot ? [{ mount: ROCM_MOUNT, source: runtimeRoot }] : []), { mount: LLAMA_MOUNT, source: llamaDir }];
   return { layout: { base, layers }, llamaDir, runtimeRoot, modelsDir: model.outDir, binDir: `${LLAMA_MOUNT}/bin` };
+}
+
+/** The GPU runtime root from fetch-rocm's output: `rocm.json`'s path (a `dir` source), else `rocm/`. */
+export async function runtimeRootFromDeps(deps: Readonly<Record<string, DepResult>>): Promise<string | undefined> {
+  const dep = deps['fetch-rocm'];
+  if (!dep) return undefined;
+  const pointer = join(dep.outDir, 'rocm.json');
+  if (existsSync(pointer)) {
+    const j = JSON.parse(await readFile(pointer, 'utf8')) as { path?: unknown };
+    if (typeof j.path === 'string') return j.path;
+  }
+  const dir = join(dep.outDir, 'rocm');
+  return existsSync(dir) ? dir : undefined;
 }

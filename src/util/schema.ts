@@ -175,3 +175,9 @@ export function nearestN(name: string, candidates: readonly string[], n = 3): st
     .slice(0, n)
     .map((x) => x.c);
 }
+
+/** ` (did you mean "a" or "b"?)` for the nearest names, or an empty string. */
+export function didYouMean(name: string, candidates: readonly string[]): string {
+  const near = nearestN(name, candidates);
+  return near.length ? ` (did you mean ${near.map((n) => `"${n}"`).join(' or ')}?)` : '';
+}

@@ -13,8 +13,8 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { TarSource } from '../image/tar-entries.js';
-import type { Closure } from './closure.js';
-import { hostPath, layerOf, normalizeInRoot, type RootLayout } from './layout.js';
+import type { Closure } from '../runtime/closure.js';
+import { hostPath, layerOf, normalizeInRoot, type RootLayout } from '../runtime/layout.js';
 
 /** The full runtime: layer-ready entries (archive paths) and the file list the report counts. */
 export interface FullRuntime {

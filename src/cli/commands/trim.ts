@@ -6,16 +6,16 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Command } from '../cli/command.js';
-import { parseArgs } from '../cli/args.js';
-import { RocmflowError, usageError } from '../errors.js';
-import { parseTraceFiles } from '../trace/parse.js';
-import { assembleRoot } from './assemble.js';
-import { computeClosure } from './closure.js';
-import type { RootLayout } from './layout.js';
-import { layoutFiles, trimReport } from './report.js';
-import type { SandboxBind } from './sandbox.js';
-import { verifyRoot } from './verify.js';
+import type { Command } from '../command.js';
+import { parseArgs } from '../args.js';
+import { RocmflowError, usageError } from '../../errors.js';
+import { parseTraceFiles } from '../../trace/parse.js';
+import { assembleRoot } from '../../runtime/assemble.js';
+import { computeClosure } from '../../runtime/closure.js';
+import type { RootLayout } from '../../runtime/layout.js';
+import { layoutFiles, trimReport } from '../../runtime/report.js';
+import type { SandboxBind } from '../../runtime/sandbox.js';
+import { verifyRoot } from '../../runtime/verify.js';
 
 const USAGE = `usage: rocmflow trim TRACE... --dest DIR [options] [-- COMMAND...]
 

@@ -7,9 +7,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeOciImage, runtimeLabels, type OciImage, type OciLayerInput } from './oci.js';
-import { readManifest } from './snapshot-manifest.js';
-import type { TarSource } from './tar-entries.js';
+import { writeOciImage, runtimeLabels, type OciImage, type OciLayerInput } from '../image/oci.js';
+import { readManifest } from '../image/snapshot-manifest.js';
+import type { TarSource } from '../image/tar-entries.js';
 
 export interface RuntimeImagesOptions {
   /** The trimmed root directory. */

@@ -12,7 +12,7 @@ import type { RootLayout } from '../runtime/layout.js';
 import { runSandboxed, sandboxArgv, type SandboxBind, type SandboxOptions } from '../runtime/sandbox.js';
 import { straceKit } from '../runtime/strace-kit.js';
 import { straceArgs } from '../trace/run.js';
-import type { WorkloadRunner } from './workload.js';
+import type { WorkloadRunner } from '../llama/workload.js';
 
 export interface SandboxRunnerOptions {
   /** Exactly one of `layout` and `root`. */

@@ -8,11 +8,11 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sandboxRunner } from '../llama/workload-sandbox.js';
+import { sandboxRunner } from './workload-runner.js';
 import { differingTexts, runWorkload, textsOf, type WorkloadPaths, type WorkloadResult, type WorkloadSpec } from '../llama/workload.js';
 import { parseTraceFiles } from '../trace/parse.js';
-import { resolveInRoot, type RootLayout } from './layout.js';
-import type { SandboxBind } from './sandbox.js';
+import { resolveInRoot, type RootLayout } from '../runtime/layout.js';
+import type { SandboxBind } from '../runtime/sandbox.js';
 
 export interface WorkloadVerifyOptions {
   /** The trimmed root. */

@@ -1,0 +1,69 @@
+/**
+ * The local source files a module imports, transitively: what a task's key
+ * covers as "its code". esbuild already resolves imports exactly as the
+ * module loader does, so its metafile is the closure; npm packages are left
+ * out (their versions are in the lockfile, not in task code).
+ *
+ * Computing it bundles the module (tens of milliseconds), so the answer is
+ * remembered with the size and mtime of every file in it, in the same
+ * per-user cache as compiled configs: a warm start only stats those files.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
+import { RocmflowError } from '../errors.js';
+
+const CACHE_DIR = join(tmpdir(), `rocmflow-ts-cache-${userInfo().uid}`);
+
+function stamp(f: string): string {
+  try {
+    const st = statSync(f);
+    return `${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+const memo = new Map<string, Promise<string[]>>();
+
+/** Absolute paths of `file` and every local module it imports, sorted. */
+export function moduleClosure(file: string): Promise<string[]> {
+  let p = memo.get(file);
+  if (!p) {
+    p = compute(file);
+    memo.set(file, p);
+  }
+  return p;
+}
+
+async function compute(file: string): Promise<string[]> {
+  const entry = join(CACHE_DIR, `closure-${createHash('sha256').update(file).digest('hex').slice(0, 24)}.json`);
+  try {
+    const c = JSON.parse(readFileSync(entry, 'utf8')) as { stamps: Record<string, string> };
+    if (Object.entries(c.stamps).every(([f, st]) => stamp(f) === st)) return Object.keys(c.stamps);
+  } catch {}
+  const { build } = await import('esbuild');
+  let inputs: string[];
+  try {
+    const out = await build({
+      entryPoints: [file], bundle: true, write: false, metafile: true, platform: 'node', format: 'esm', target: 'node20',
+      packages: 'external', logLevel: 'silent',
+    });
+    inputs = Object.keys(out.metafile.inputs).map((f) => resolve(f)).filter((f) => !f.includes('/node_modules/'));
+  } catch (e) {
+    const first = (e as { errors?: { text: string; location?: { file: string; line: number } }[] }).errors?.[0];
+    const where = first?.location ? `${first.location.file}:${first.location.line}: ` : '';
+    throw new RocmflowError('E_COMPILE', `${file}: ${where}${first?.text ?? (e as Error).message}`, { exitCode: 2 });
+  }
+  const files = [...new Set([resolve(file), ...inputs])].sort();
+  try {
+    mkdirSync(CACHE_DIR, { recursive: true });
+    const tmp = `${entry}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ stamps: Object.fromEntries(files.map((f) => [f, stamp(f)])) }));
+    renameSync(tmp, entry);
+  } catch {
+    // an unwritable tmp only costs the next start a rebuild
+  }
+  return files;
+}
