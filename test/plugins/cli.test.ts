@@ -27,9 +27,10 @@ describe('rocmflow targets', () => {
     const r = await run(targetsCommand, ['--json', '--root', root], { PATH: emptyPath() });
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
-    expect(j.auto).toBe('gfx1151');
+    // both GPUs found: auto takes the one the system lists first (HIP device 0)
+    expect(j.auto).toBe('gfx1100');
     expect(j.targets.map((t: { name: string; detected: boolean; deviceIndex: number | null }) => [t.name, t.detected, t.deviceIndex])).toEqual([
-      ['gfx1151', true, 1], ['gfx1100', true, 0], ['cuda', false, null], ['cpu', true, null],
+      ['gfx1100', true, 0], ['gfx1151', true, 1], ['cuda', false, null], ['cpu', true, null],
     ]);
     expect(j.targets[2].detection).toBe('nvidia-smi not found');
   });
@@ -51,15 +52,15 @@ describe('rocmflow targets', () => {
     const root = fakeSysfs([cpuNode, { ...rx7900, gfxTargetVersion: 120001, renderMinor: 128 }]);
     const r = await run(targetsCommand, ['--json', '--root', root], { PATH: emptyPath() }, project);
     const j = JSON.parse(r.out);
-    expect(j.targets.map((t: { name: string }) => t.name)).toEqual(['gfx1151', 'gfx1100', 'cuda', 'gfx1201', 'cpu']);
-    expect(j.targets[3]).toMatchObject({ runtime: 'therock gfx120X-all', detected: true, deviceIndex: 0, detection: 'gfx1201 (discrete) at KFD node 1: HIP device 0 of 1, /dev/dri/renderD128' });
+    expect(j.targets.map((t: { name: string }) => t.name)).toEqual(['gfx1100', 'gfx1151', 'gfx1201', 'cuda', 'cpu']);
+    expect(j.targets[2]).toMatchObject({ runtime: 'therock gfx120X-all', detected: true, deviceIndex: 0, detection: 'gfx1201 (discrete) at KFD node 1: HIP device 0 of 1, /dev/dri/renderD128' });
     expect(j.auto).toBe('gfx1201');
     // the config's targets.<name> options reach detection (a fresh project: ESM caches the imported config)
     const project2 = mkdtempSync(join(tmpdir(), 'rocmflow-project-'));
     writeFileSync(join(project2, 'gfx1201.ts'), `import { amdTarget } from ${JSON.stringify(factory)};\nexport default amdTarget({ name: 'gfx1201', arch: 'gfx1201', family: 'gfx120X-all', description: 'AMD RDNA4 (gfx1201)' });\n`);
     writeFileSync(join(project2, 'rocmflow.config.mjs'), `export default { plugins: ['./gfx1201.ts'], targets: { gfx1201: { device: 'first' } } };\n`);
     const bad = await run(targetsCommand, ['--json', '--root', root], { PATH: emptyPath() }, project2);
-    expect(JSON.parse(bad.out).targets[3].detection).toBe('detection failed: config: targets.gfx1201.device: expected an integer');
+    expect(JSON.parse(bad.out).targets[2].detection).toBe('detection failed: config: targets.gfx1201.device: expected an integer');
   });
 
   it('an unknown option is a usage error', async () => {
