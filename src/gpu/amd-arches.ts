@@ -16,9 +16,13 @@ export const KNOWN_AMD_ARCHES = [
   'gfx1100', 'gfx1101', 'gfx1102', 'gfx1103', 'gfx1150', 'gfx1151', 'gfx1152', 'gfx1153', 'gfx1200', 'gfx1201',
 ] as const;
 
-/** Generic ISAs (code that runs on every arch of a line), e.g. gfx11-generic covers gfx1100..gfx1153. */
+/**
+ * Generic ISAs (code that runs on every arch of a line), e.g. gfx11-generic
+ * covers gfx1100..gfx1153. The lines are LLVM's: gfx908 and gfx90a are not
+ * in gfx9-generic.
+ */
 export const GENERIC_ISAS: Record<string, RegExp> = {
-  'gfx9-generic': /^gfx90[0-9c]$/,
+  'gfx9-generic': /^gfx90[02469c]$/,
   'gfx9-4-generic': /^gfx94[0-9]$|^gfx950$/,
   'gfx10-1-generic': /^gfx101[0-9]$/,
   'gfx10-3-generic': /^gfx103[0-9]$/,
