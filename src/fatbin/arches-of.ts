@@ -56,7 +56,7 @@ export function archBytes(containers: readonly FatbinContainer[]): Record<string
   return sortArches(out);
 }
 
-/** The same record with its arches in version order (gfx803, gfx90a, gfx1010, gfx11-generic; sm_80, sm_100). */
+/** The same record with its arches in version order (gfx803, gfx90a, gfx1010, gfx11-generic; sm_80, sm_100, then PTX). */
 export function sortArches(m: Record<string, number>): Record<string, number> {
   // AMD processors are gfx<major><minor hex><stepping hex>; generic ISAs sort after their line
   const key = (a: string) => {
@@ -64,6 +64,8 @@ export function sortArches(m: Record<string, number>): Record<string, number> {
     if (p) return `gfx${p[1]!.padStart(3, '0')}${p[2]}${p[3]}${p[4] ?? ''}`;
     const g = /^gfx(\d+)(-.*)$/.exec(a);
     if (g) return `gfx${g[1]!.padStart(3, '0')}~${g[2]}`;
+    const c = /^(sm|compute)_(\d+)(.*)$/.exec(a);
+    if (c) return `~${c[1] === 'sm' ? 0 : 1}${c[2]!.padStart(4, '0')}${c[3]}`;
     return a.replace(/\d+/g, (d) => d.padStart(6, '0'));
   };
   return Object.fromEntries(Object.entries(m).sort(([a], [b]) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)));
