@@ -39,7 +39,8 @@ const FLAGS: Record<string, FlagSpec> = {
 const CONTAINER_NAMES: Record<FatbinContainer['kind'], string> = { bundle: 'bundle', 'compressed-bundle': 'compressed bundle', 'nv-fatbin': 'fatbin' };
 
 function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : word.endsWith('x') ? 'es' : 's'}`;
+  if (n === 1) return `${n} ${word}`;
+  return `${n} ${word.endsWith('y') ? word.slice(0, -1) + 'ies' : word + 's'}`;
 }
 
 /** "66 bundles in .hip_fatbin, 2 fatbins in .cask_resource" */
