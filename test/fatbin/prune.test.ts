@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { archesOf } from '../../src/fatbin/arches-of.js';
@@ -65,7 +65,6 @@ describe('pruneFile: plain bundles', () => {
     const dir = temp();
     const file = join(dir, 'lib.so');
     copyFileSync(fixture('libtiny-hip.so'), file);
-    const { linkSync } = await import('node:fs');
     linkSync(file, join(dir, 'link.so'));
     await pruneFile(file, file, { keep: ['gfx1100'] });
     expect((await archesOf(file)).arches).toEqual({ gfx1100: 9824 });
