@@ -7,7 +7,7 @@
  * file over the old name, so hard links to the old one keep their bytes).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { readFatbins, sortArches } from './arches-of.js';
@@ -60,6 +60,9 @@ const ZERO = Buffer.alloc(BLOCK);
 /** Prune `file` to `opts.keep`, writing `dest` (which may be `file` itself). */
 export async function pruneFile(file: string, dest: string, opts: PruneOptions): Promise<PruneResult> {
   if (opts.keep.length === 0) throw new RocmflowError('E_USAGE', 'fatbin prune: nothing to keep (give at least one arch)', { exitCode: 2 });
+  // renaming over a link would replace the link, not prune what it points to
+  const existing = await lstat(dest).catch(() => null);
+  if (existing?.isSymbolicLink()) throw new RocmflowError('E_FATBIN_DEST', `${dest} is a symbolic link: prune the file it points to`);
   return withFileSource(file, async (src) => {
     const { format, containers } = await readFatbins(src, opts.signal);
     if (!format) throw new RocmflowError('E_FATBIN_NONE', `${file}: no device code (.hip_fatbin or .nv_fatbin) to prune`);

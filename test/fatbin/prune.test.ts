@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, linkSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, lstatSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { archesOf } from '../../src/fatbin/arches-of.js';
@@ -206,6 +206,15 @@ describe('refusals: nothing is written', () => {
     });
     await expect(pruneFile(file, join(dir, 'out.so'), { keep: ['sm_90'] })).rejects.toMatchObject({ message: `${file}: offset 0x${(sec.offset + 8).toString(16)}: CUDA fatbin: ${sec.size} bytes of entries run past the end of section .nv_fatbin (${sec.size - 16} bytes left)` });
     expect(readdirSync(dir)).toEqual(['in.so']);
+  });
+
+  it('a destination that is a symbolic link is refused (the rename would replace the link)', async () => {
+    const dir = temp();
+    copyFileSync(fixture('libtiny-hip.so'), join(dir, 'real.so'));
+    symlinkSync('real.so', join(dir, 'link.so'));
+    await expect(pruneFile(join(dir, 'link.so'), join(dir, 'link.so'), { keep: ['gfx1100'] })).rejects.toMatchObject({ code: 'E_FATBIN_DEST' });
+    expect(lstatSync(join(dir, 'link.so')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dir, 'real.so')).equals(readFileSync(fixture('libtiny-hip.so')))).toBe(true);
   });
 
   it('a file without device code, and an empty --keep', async () => {
