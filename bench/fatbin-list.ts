@@ -54,7 +54,14 @@ const file = resolve(args[0] ?? '');
 if (!args[0]) throw new Error('usage: bench/fatbin-list.ts FILE [--root SID_ROOT] [--runs N]');
 
 const listing = await archesOf(file);
+const inProcess: number[] = [];
+for (let i = 0; i < runs; i++) {
+  const t = process.hrtime.bigint();
+  await archesOf(file);
+  inProcess.push(Number(process.hrtime.bigint() - t) / 1e9);
+}
 const rows: Row[] = [
+  { method: '`archesOf()`', what: 'the listing alone, inside this process (no Node start)', seconds: median(inProcess), rssKiB: NaN },
   bench('`rocmflow fatbin list`', `the whole CLI: ${listing.containers.length} bundles, ${Object.keys(listing.arches).length} arches`, ['node', join(REPO, 'bin/rocmflow.js'), 'fatbin', 'list', file], runs),
   bench('`node -e 0`', 'Node start alone (floor for the row above)', ['node', '-e', '0'], runs),
   bench('`readelf -SW`', 'section headers only', ['readelf', '-SW', file], runs),
@@ -79,4 +86,5 @@ if (root) {
 
 console.log(`${file}: ${humanBytes(statSync(file).size)}; ${execFileSync('node', ['--version'], { encoding: 'utf8' }).trim()}; median of ${runs} runs, warm page cache`);
 console.log('| method | what | wall time | peak RSS |\n|---|---|---:|---:|');
-for (const r of rows) console.log(`| ${r.method} | ${r.what} | ${r.seconds.toFixed(2)} s | ${(r.rssKiB / 1024).toFixed(1)} MiB |`);
+for (const r of rows) console.log(`| ${r.method} | ${r.what} | ${r.seconds.toFixed(3)} s | ${Number.isNaN(r.rssKiB) ? '—' : `${(r.rssKiB / 1024).toFixed(1)} MiB`} |`);
+console.log(`load average during the run: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(', ')} on ${(await import('node:os')).cpus().length} CPUs`);
