@@ -53,8 +53,8 @@ export function createCompressor(out: Writable, opts: CompressOptions): Compress
   } else if (opts.format === 'zstd') {
     const level = checkLevel(opts.level ?? LAYER_ZSTD_LEVEL, 1, 22, 'zstd');
     const args = ['-T0', '-q', `-${level}`, '-c', ...(level > 19 ? ['--ultra'] : [])];
-    const child = spawnTool('zstd', args);
-    work = Promise.all([pipeline(raw, child.stdin!, { signal }), pipeline(child.stdout!, packed, out, { signal }), exited(child, 'zstd', signal)]);
+    const { child, exit } = spawnZstd(args, 'zstd', signal);
+    work = Promise.all([pipeline(raw, child.stdin!, { signal }), pipeline(child.stdout!, packed, out, { signal }), exit]);
   } else {
     work = pipeline(raw, packed, out, { signal });
   }
@@ -77,8 +77,8 @@ export async function openDecompressed(path: string, signal?: AbortSignal): Prom
   let work: Promise<unknown>;
   if (format === 'gzip') work = pipeline(src, packed, createGunzip(), raw, { signal });
   else if (format === 'zstd') {
-    const child = spawnTool('zstd', ['-dc', '-q']);
-    work = Promise.all([pipeline(src, packed, child.stdin!, { signal }), pipeline(child.stdout!, raw, { signal }), exited(child, 'zstd -d', signal)]);
+    const { child, exit } = spawnZstd(['-dc', '-q'], 'zstd -d', signal);
+    work = Promise.all([pipeline(src, packed, child.stdin!, { signal }), pipeline(child.stdout!, raw, { signal }), exit]);
   } else work = pipeline(src, packed, raw, { signal });
   const done = work.then(() => ({ format, uncompressed: raw.result(), compressed: packed.result() }));
   done.catch(() => {});
@@ -104,8 +104,14 @@ function checkLevel(level: number, min: number, max: number, what: string): numb
   return level;
 }
 
-function spawnTool(cmd: string, args: string[]): ChildProcess {
-  return spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+/**
+ * A zstd child process: write to its stdin, read its stdout. `exit` settles
+ * when it ends: a missing zstd is a missing-tool error, a failure an
+ * E_COMPRESS naming `what`. The one place rocmflow runs zstd.
+ */
+export function spawnZstd(args: string[], what: string, signal?: AbortSignal): { child: ChildProcess; exit: Promise<void> } {
+  const child = spawn('zstd', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  return { child, exit: exited(child, what, signal) };
 }
 
 /** Resolves when the child exits 0; a missing binary becomes a missing-tool error. */

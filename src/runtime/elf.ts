@@ -6,6 +6,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { RocmflowError } from '../errors.js';
+import { decodeElfHeader, ELF_HEADER_BYTES, isElf } from '../util/elf-header.js';
 
 /** What a closure needs to know about an ELF file. */
 export interface ElfInfo {
@@ -43,9 +44,9 @@ export async function readElf(file: string): Promise<ElfInfo | null> {
   }
   try {
     const size = (await fh.stat()).size;
-    const ident = await readAt(fh, 0, 16);
-    if (ident.length < 16 || ident.readUInt32BE(0) !== 0x7f454c46) return null;
-    return await parse(fh, file, size, ident);
+    const head = await readAt(fh, 0, ELF_HEADER_BYTES);
+    if (!isElf(head)) return null;
+    return await parse(fh, file, size, head);
   } finally {
     await fh.close();
   }
@@ -57,27 +58,11 @@ async function readAt(fh: FileHandle, pos: number, len: number): Promise<Buffer>
   return buf.subarray(0, bytesRead);
 }
 
-async function parse(fh: FileHandle, file: string, size: number, ident: Buffer): Promise<ElfInfo> {
+async function parse(fh: FileHandle, file: string, size: number, head: Buffer): Promise<ElfInfo> {
   const bad = (why: string) => new RocmflowError('E_ELF', `malformed ELF file ${file}: ${why}`);
-  const cls = ident[4] === 1 ? 32 : ident[4] === 2 ? 64 : null;
-  const endian = ident[5] === 1 ? 'little' : ident[5] === 2 ? 'big' : null;
-  if (!cls) throw bad(`unknown class ${ident[4]}`);
-  if (!endian) throw bad(`unknown data encoding ${ident[5]}`);
-  const le = endian === 'little';
+  const h = decodeElfHeader(head, bad);
+  const { class: cls, endian, u32, u64, word, sword, etype, machine, phoff, phentsize, phnum } = h;
   const is64 = cls === 64;
-  const hdr = await readAt(fh, 0, is64 ? 64 : 52);
-  if (hdr.length < (is64 ? 64 : 52)) throw bad('truncated header');
-  const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
-  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  const u64 = (b: Buffer, o: number) => Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
-  const word = (b: Buffer, o: number) => (is64 ? u64(b, o) : u32(b, o));
-  const sword = (b: Buffer, o: number) => (is64 ? Number(le ? b.readBigInt64LE(o) : b.readBigInt64BE(o)) : le ? b.readInt32LE(o) : b.readInt32BE(o));
-
-  const etype = u16(hdr, 16);
-  const machine = u16(hdr, 18);
-  const phoff = is64 ? u64(hdr, 32) : u32(hdr, 28);
-  const phentsize = u16(hdr, is64 ? 54 : 42);
-  const phnum = u16(hdr, is64 ? 56 : 44);
   const info: ElfInfo = {
     class: cls, endian, machine, type: TYPES[etype as keyof typeof TYPES] ?? 'other',
     interp: null, needed: [], rpath: [], runpath: [], soname: null,

@@ -47,6 +47,10 @@ describe('AMD cmake flags and env', () => {
     expect(otherArches('gfx1151')).not.toContain('gfx11-generic');
     expect(otherArches('gfx1151')).toContain('gfx1100');
     expect(otherArches('gfx1100')).toContain('gfx1151');
+    // LLVM's gfx9-generic covers gfx900/902/904/906/909/90c, not gfx908 or gfx90a
+    expect(otherArches('gfx906')).not.toContain('gfx9-generic');
+    expect(otherArches('gfx908')).toContain('gfx9-generic');
+    expect(otherArches('gfx90a')).toContain('gfx9-generic');
     const drop = amdDropRules('gfx1151');
     const dropped = (p: string) => drop.some((g) => matchGlob(p, g));
     expect(dropped('/opt/rocm/lib/rocblas/library/Kernels.so-000-gfx90a-xnack+.hsaco')).toBe(true);

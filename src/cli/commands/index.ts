@@ -17,6 +17,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'exec', summary: 'run the minimal runtime (llama-server) with a models directory mounted', load: async () => (await import('./exec.js')).execCommand },
   { name: 'rocm', summary: 'list ROCm builds (TheRock nightlies and releases) for a target', load: async () => (await import('./rocm.js')).rocmCommand },
   { name: 'model', summary: 'inspect GGUF models; write a tiny offline test model', load: async () => (await import('./model.js')).modelCommand },
+  { name: 'fatbin', summary: 'list the GPU arches fat binaries carry code for; prune the others', load: async () => (await import('./fatbin.js')).fatbinCommand },
   { name: 'trace', summary: 'run a command under strace, or parse a trace into an access set', load: async () => (await import('./trace.js')).traceCommand },
   { name: 'trim', summary: 'trim a root to what a traced command needs, assemble and verify it', load: async () => (await import('./trim.js')).trimCommand },
   { name: 'snapshot', summary: 'create, inspect and restore deterministic tar.zst snapshots', load: async () => (await import('./snapshot.js')).snapshotCommand },
