@@ -8,7 +8,7 @@
  */
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { defineTask, RocmflowError, s, type Detection } from '../src/plugin/index.js';
 import { PACKAGE_ROOT } from '../src/plugin/load.js';
 import { computeClosure } from '../src/runtime/closure.js';
@@ -20,7 +20,7 @@ import { fullRuntime, pipelineCategory } from '../src/pipeline/full-runtime.js';
 import { verifyWorkload } from '../src/pipeline/verify.js';
 import { stripRoot } from '../src/runtime/strip-root.js';
 import { STRACE_KIT_DIR } from '../src/runtime/strace-kit.js';
-import { writeRuntimeImages } from '../src/pipeline/images.js';
+import { imageProvenance, writeRuntimeImages } from '../src/pipeline/images.js';
 import { humanBytes } from '../src/image/report.js';
 import { toolVersion } from '../src/llama/toolchain.js';
 import type { WorkloadResult, WorkloadSpec } from '../src/llama/workload.js';
@@ -142,19 +142,22 @@ export default defineTask<TrimRuntimeOptions>({
     const images = join(ctx.outDir, 'images');
     await mkdir(images, { recursive: true });
     const snapshot = join(ctx.deps['snapshot-rocm']!.outDir, 'rocm.tar.zst');
+    const buildInfo = await readJson<Parameters<typeof imageProvenance>[0]['build']>(join(ctx.deps['build-llama']!.outDir, 'build-info.json'));
+    const provenance = imageProvenance({ build: buildInfo, runtime: await readJsonIf(join(ctx.deps['fetch-rocm']!.outDir, 'fetch.json')) as never, family: def.family });
     const written = await writeRuntimeImages({
-      rootfs, full: full.entries, rocmSnapshot: rt.runtimeRoot ? snapshot : undefined, outDir: images,
-      target: ctx.target.name, env: traced.env, devices: def.devices, version: rocmflowVersion(), signal: ctx.signal,
-      onProgress: (m) => ctx.log.info(`writing ${m}`),
+      rootfs, full: full.entries, rocmSnapshot: rt.runtimeRoot ? snapshot : undefined, outDir: images, workDir: ctx.workDir,
+      target: ctx.target.name, env: traced.env, devices: def.devices, provenance, rocmflowVersion: rocmflowVersion(), signal: ctx.signal,
+      progress: ctx.progress,
     });
 
     // 4. report
     const report = trimReport({ full: full.files, manifest, categorize: pipelineCategory });
     const model = (await readJson<{ sha256: string; size: number }>(join(ctx.deps.model!.outDir, 'model.json')));
-    const imageSizes = {
-      minimal: { compressed: written.minimal.compressedSize, uncompressed: written.minimal.uncompressedSize, layers: written.minimal.layers.length, digest: written.minimal.manifestDigest },
-      full: { compressed: written.full.compressedSize, uncompressed: written.full.uncompressedSize, layers: written.full.layers.length, digest: written.full.manifestDigest },
-    };
+    const imageSizes = Object.fromEntries((['minimal', 'full', 'base'] as const).map((k) => {
+      const i = written[k];
+      const archives = [i.ociArchive, i.dockerArchive].filter((a): a is string => !!a).map((a) => relative(ctx.outDir, a));
+      return [k, { name: i.name, version: provenance.version, compressed: i.compressedSize, uncompressed: i.uncompressedSize, layers: i.layers.length, digest: i.manifestDigest, archives }];
+    })) as Record<'minimal' | 'full' | 'base', { name: string; version: string; compressed: number; uncompressed: number; layers: number; digest: string; archives: string[] }>;
     const reportJson = {
       target: ctx.target.name,
       ...report.json,
@@ -175,7 +178,8 @@ export default defineTask<TrimRuntimeOptions>({
       `${requests} server requests and one ${traced.cli} run gave the same text in the trimmed root as in the traced full runtime (${verify.method}).`, '',
       '## Images', '',
       `- minimal: ${humanBytes(imageSizes.minimal.uncompressed)} uncompressed, ${humanBytes(imageSizes.minimal.compressed)} zstd (${imageSizes.minimal.digest})`,
-      `- full: ${humanBytes(imageSizes.full.uncompressed)} uncompressed, ${humanBytes(imageSizes.full.compressed)} zstd (${imageSizes.full.digest})`, '',
+      `- full: ${humanBytes(imageSizes.full.uncompressed)} uncompressed, ${humanBytes(imageSizes.full.compressed)} zstd (${imageSizes.full.digest})`,
+      `- base (the full image without llama.cpp): ${humanBytes(imageSizes.base.uncompressed)} uncompressed, ${humanBytes(imageSizes.base.compressed)} zstd (${imageSizes.base.digest})`, '',
     ].join('\n');
     await writeFile(join(ctx.outDir, 'report.md'), md);
 
@@ -199,7 +203,9 @@ export default defineTask<TrimRuntimeOptions>({
     const ratio = imageSizes.full.uncompressed ? (imageSizes.full.uncompressed / imageSizes.minimal.uncompressed).toFixed(1) : '?';
     return {
       summary: [
-        `minimal image: ${join(images, 'minimal.oci.tar')} (docker load: ${join(images, 'minimal.docker.tar')}), ${humanBytes(imageSizes.minimal.uncompressed)} (${humanBytes(imageSizes.minimal.compressed)} zstd) against ${humanBytes(imageSizes.full.uncompressed)} full (${join(images, 'full.oci.tar')}): ${ratio}x smaller`,
+        `minimal image: ${imageSizes.minimal.name}, ${humanBytes(imageSizes.minimal.uncompressed)} (${humanBytes(imageSizes.minimal.compressed)} zstd) against ${humanBytes(imageSizes.full.uncompressed)} full: ${ratio}x smaller`,
+        `  podman load -i ${join(images, 'minimal.oci.tar')} (docker load -i ${join(images, 'minimal.docker.tar')})`,
+        `  podman run --rm --network host -v ${rt.modelsDir}:${MODELS_MOUNT}:ro ${imageSizes.minimal.name}   (serves ${MODELS_MOUNT}/model.gguf on :8080; --entrypoint ${traced.cli} runs the CLI)`,
         `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
         ...speedLine(speedOf(traced.result), speedOf(verify.result)),
