@@ -21,6 +21,7 @@ import { verifyWorkload } from '../src/pipeline/verify.js';
 import { stripRoot } from '../src/runtime/strip-root.js';
 import { STRACE_KIT_DIR } from '../src/runtime/strace-kit.js';
 import { imageProvenance, writeRuntimeImages } from '../src/pipeline/images.js';
+import { writeReportHtml } from '../src/report/html.js';
 import { humanBytes } from '../src/image/report.js';
 import { toolVersion } from '../src/llama/toolchain.js';
 import type { WorkloadResult, WorkloadSpec } from '../src/llama/workload.js';
@@ -84,7 +85,7 @@ export default defineTask<TrimRuntimeOptions>({
       tools: ['bwrap --version', 'zstd --version', 'strip --version'],
     };
   },
-  outputs: ['rootfs', 'rootfs.manifest.json', 'images', 'report.md', 'report.json', 'reproducibility.json'],
+  outputs: ['rootfs', 'rootfs.manifest.json', 'images', 'report.md', 'report.json', 'report.html', 'reproducibility.json'],
   async run(ctx) {
     const def = ctx.target.definition;
     const traceOut = ctx.deps['strace-trace']!.outDir;
@@ -92,6 +93,11 @@ export default defineTask<TrimRuntimeOptions>({
     const access = await readJson<AccessSet>(join(traceOut, 'access.json'));
     const baseRoot = (ctx.config.tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot;
     const rt = await pipelineRuntime(ctx.deps, { baseRoot, projectRoot: ctx.projectRoot });
+
+    // milliseconds per step, for the report
+    const timings: Record<string, number> = {};
+    let since = performance.now();
+    const mark = (step: string) => ((timings[step] = Math.round(performance.now() - since)), (since = performance.now()));
 
     // 1. closure and assembly
     const closure = await computeClosure({
@@ -106,10 +112,12 @@ export default defineTask<TrimRuntimeOptions>({
     const rootfs = join(ctx.outDir, 'rootfs');
     const manifestPath = join(ctx.outDir, 'rootfs.manifest.json');
     let manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath, signal: ctx.signal });
+    mark('closure and assembly');
     if (ctx.options.strip ?? true) {
       const stripped = await stripRoot(rootfs, manifest, manifestPath);
       manifest = stripped.manifest;
       ctx.log.info(`stripped ${stripped.stripped} ELF files: ${humanBytes(stripped.saved)} saved`);
+      mark('strip');
     }
     ctx.log.info(`trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)}`);
     // empty mount points: chroot (and container runtimes) mount onto them; nothing is written into the root later
@@ -136,6 +144,7 @@ export default defineTask<TrimRuntimeOptions>({
       });
     }
     const requests = traced.spec.requests.length;
+    mark('verification');
 
     // 3. images
     const full = await fullRuntime(rt.layout, closure);
@@ -149,6 +158,7 @@ export default defineTask<TrimRuntimeOptions>({
       target: ctx.target.name, env: traced.env, devices: def.devices, provenance, rocmflowVersion: rocmflowVersion(), signal: ctx.signal,
       progress: ctx.progress,
     });
+    mark('images');
 
     // 4. report
     const report = trimReport({ full: full.files, manifest, categorize: pipelineCategory });
@@ -167,6 +177,7 @@ export default defineTask<TrimRuntimeOptions>({
       images: imageSizes,
       reusedRocmSnapshot: written.reusedSnapshot,
       model: { bytes: model.size, sha256: model.sha256 },
+      timings,
     };
     await writeFile(join(ctx.outDir, 'report.json'), JSON.stringify(reportJson, null, 2) + '\n');
     const md = [
@@ -199,6 +210,7 @@ export default defineTask<TrimRuntimeOptions>({
       rootfs: { files: manifest.files, bytes: manifest.bytes },
     };
     await writeFile(join(ctx.outDir, 'reproducibility.json'), JSON.stringify(repro, null, 2) + '\n');
+    const html = await writeReportHtml(ctx.outDir);
 
     const ratio = imageSizes.full.uncompressed ? (imageSizes.full.uncompressed / imageSizes.minimal.uncompressed).toFixed(1) : '?';
     return {
@@ -210,6 +222,7 @@ export default defineTask<TrimRuntimeOptions>({
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
         ...speedLine(speedOf(traced.result), speedOf(verify.result)),
         ...(closure.hostProvided.length ? [`host-provided, not bundled: ${closure.hostProvided.join(', ')}`] : []),
+        `report: ${html}`,
         `reproducibility record: ${join(ctx.outDir, 'reproducibility.json')}`,
       ],
     };
