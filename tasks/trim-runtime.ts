@@ -114,7 +114,9 @@ export default defineTask<TrimRuntimeOptions>({
     let manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath, signal: ctx.signal });
     mark('closure and assembly');
     if (ctx.options.strip ?? true) {
-      const stripped = await stripRoot(rootfs, manifest, manifestPath);
+      const bar = ctx.progress.start('strip ELF files', { unit: 'bytes' });
+      const stripped = await stripRoot(rootfs, manifest, manifestPath, { onProgress: (done, total) => bar.update(done, total) });
+      bar.done();
       manifest = stripped.manifest;
       ctx.log.info(`stripped ${stripped.stripped} ELF files: ${humanBytes(stripped.saved)} saved`);
       mark('strip');
@@ -127,14 +129,14 @@ export default defineTask<TrimRuntimeOptions>({
     }
 
     // 2. verification: the traced workload, in the trimmed root, must say the same
-    const bar = ctx.progress.start('verify the trimmed root', { unit: 'steps', total: 1 });
+    const bar = ctx.progress.start('verify the trimmed root', { unit: 'steps', total: traced.spec.requests.length + 2 });
     const verify = await verifyWorkload({
       rootfs, full: rt.layout, expected: traced.texts, spec: traced.spec, gpu: traced.gpu,
       paths: { binDir: rt.binDir, model: `${MODELS_MOUNT}/model.gguf`, cli: traced.cli },
       // the driver's own libraries (libcuda, libnvidia-*) come from the host at run time, as a container runtime mounts them
       binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }, ...closure.hostProvided.map((p) => ({ source: hostPath(rt.layout, p), dest: p }))],
       devices: def.devices, env: traced.env,
-      workDir: ctx.workDir, signal: ctx.signal, log: (l) => ctx.log.info(`verify: ${l}`),
+      workDir: ctx.workDir, signal: ctx.signal, log: (l) => ctx.log.info(`verify: ${l}`), onStep: (done) => bar.update(done),
     });
     bar.done();
     if (!verify.ok) {
