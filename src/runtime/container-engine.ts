@@ -251,14 +251,14 @@ async function probeStorage(e: ContainerEngine, add: (fix: EngineFix, flags: str
   }
 }
 
-/** What a cached probe is valid for: the engine, its version and the caller's own flags. */
+/** What a cached probe is valid for: the engine, its version, the caller's own flags and (podman) where its store is. */
 function probeKey(name: EngineName, bin: string, version: string, global: readonly string[]): string {
-  return JSON.stringify([name, bin, version, global]);
+  return JSON.stringify([name, bin, version, global, ...(name === 'podman' ? [podmanGraphRoot(global)] : [])]);
 }
 
 /**
- * A probe result remembered in `file` (JSON, keyed by engine, version and
- * the caller's flags), or a new probe written there; either way the archive,
+ * A probe result remembered in `file` (JSON, keyed by engine, version, the
+ * caller's flags and podman's store), or a new probe written there; either way the archive,
  * if given, is loaded. The file is read as untrusted: anything malformed is
  * ignored and probed again.
  */

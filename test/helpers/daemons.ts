@@ -43,8 +43,8 @@ async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<vo
   clearTimeout(t);
 }
 
-/** Unmount whatever a daemon left mounted under `dir` (dockerd's network namespace files), deepest first. */
-function unmountUnder(dir: string): void {
+/** Unmount whatever a daemon left mounted under `dir` (dockerd's network namespace files, podman's overlay home), deepest first. */
+export function unmountUnder(dir: string): void {
   const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1]).filter((m): m is string => !!m && m.startsWith(dir + '/'));
   for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
 }

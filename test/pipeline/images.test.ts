@@ -23,12 +23,12 @@ import { freePort, LlamaServer } from '../../src/llama/server.js';
 import { which } from '../../src/util/which.js';
 import { rocmflow } from '../helpers/cli.js';
 import { cpuPipeline, SHARED_CACHE, type CpuPipeline } from '../helpers/cpu-pipeline.js';
-import { DOCKERD, startDockerd, type Daemon } from '../helpers/daemons.js';
+import { DOCKERD, startDockerd, unmountUnder, type Daemon } from '../helpers/daemons.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rocmflow-images-'));
 const NAME = 'localhost/rocmflow/llama-cpu:minimal';
 const SERVER = '/opt/llama/bin/llama-server';
-const sh = (cmd: string, args: string[], env?: NodeJS.ProcessEnv) => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, ...env } });
+const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
 const json = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
 
 let p: CpuPipeline;
@@ -51,6 +51,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (which('podman')) spawnSync('podman', ['system', 'reset', '--force'], { stdio: 'ignore' });
+  unmountUnder(tmp);
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -158,6 +159,18 @@ describe.skipIf(!which('podman'))('podman', () => {
       expect(out.text.length).toBeGreaterThan(0);
     } finally {
       await server.stop();
+    }
+  }, 300_000);
+
+  it('on a host configured for the systemd cgroup manager without systemd running, the probe adds --cgroup-manager=cgroupfs', async () => {
+    writeFileSync(join(tmp, 'containers.conf'), '[engine]\ncgroup_manager = "systemd"\n');
+    process.env.CONTAINERS_CONF = join(tmp, 'containers.conf');
+    try {
+      const e = await probeEngine({ name: 'podman', archive: join(images, 'minimal.docker.tar'), image: NAME, check: [SERVER, '--version'] });
+      expect(e.global).toContain('--cgroup-manager=cgroupfs');
+      expect(e.reasons.find((r) => r.startsWith('--cgroup-manager=cgroupfs'))).toMatch(/systemd/);
+    } finally {
+      delete process.env.CONTAINERS_CONF;
     }
   }, 300_000);
 

@@ -16,7 +16,7 @@ import { cliCommand, type WorkloadSpec } from '../../src/llama/workload.js';
 import { which } from '../../src/util/which.js';
 import { rocmflow } from '../helpers/cli.js';
 import { cpuPipeline, SHARED_CACHE, type CpuPipeline } from '../helpers/cpu-pipeline.js';
-import { startRegistry, type Daemon } from '../helpers/daemons.js';
+import { startRegistry, unmountUnder, type Daemon } from '../helpers/daemons.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rocmflow-push-'));
 const REGISTRY_BIN = which('docker-registry') ?? (which('/usr/bin/docker-registry') ? '/usr/bin/docker-registry' : null);
@@ -38,6 +38,7 @@ describe.skipIf(!REGISTRY_BIN || !which('skopeo'))('rocmflow push to a registry 
     if (process.env.CONTAINERS_STORAGE_CONF?.startsWith(tmp) && which('podman')) spawnSync('podman', ['system', 'reset', '--force'], { stdio: 'ignore' });
     await registry?.stop();
     if (registry) rmSync(registry.dir, { recursive: true, force: true });
+    unmountUnder(tmp);
     rmSync(tmp, { recursive: true, force: true });
   });
 
