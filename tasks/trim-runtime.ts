@@ -111,7 +111,9 @@ export default defineTask<TrimRuntimeOptions>({
     for (const w of closure.warnings) ctx.log.warn(w);
     const rootfs = join(ctx.outDir, 'rootfs');
     const manifestPath = join(ctx.outDir, 'rootfs.manifest.json');
-    let manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath, signal: ctx.signal });
+    const assembling = ctx.progress.start('assemble the trimmed root', { unit: 'files' });
+    let manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath, signal: ctx.signal, onProgress: (done, total) => assembling.update(done, total) });
+    assembling.done();
     mark('closure and assembly');
     if (ctx.options.strip ?? true) {
       const bar = ctx.progress.start('strip ELF files', { unit: 'bytes' });

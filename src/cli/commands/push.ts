@@ -83,6 +83,7 @@ export const pushCommand: Command = {
         const file = join(out, archive);
         if (!file.startsWith(out + '/') || !existsSync(file)) throw usageError('E_NO_RUNTIME', `${kind} image archive ${file} is missing: ${rerun}`);
         const tags = [`${kind}-${img.version}`, kind];
+        if (!flags.json) io.err(`${kind}: copying ${archive} to ${repo}:${tags[0]} …`);
         const results = [];
         for (const tag of tags) {
           results.push(await pushImage({
