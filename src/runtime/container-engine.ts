@@ -175,13 +175,17 @@ export async function probeEngine(o: ProbeOptions): Promise<ContainerEngine> {
   if (!bin) throw new RocmflowError('E_MISSING_TOOL', `${o.name} not found: apt install ${o.name === 'docker' ? 'docker.io' : 'podman'}`);
   const e: ContainerEngine = { name: o.name, bin, version: await engineVersion(o.name, bin, o.signal), global: [...(o.global ?? [])], run: [], reasons: [] };
   const log = o.log ?? (() => {});
-  const add = (fix: EngineFix, flags: string[], to: 'global') => {
-    e[to].push(...flags);
-    e.reasons.push(`${flags.join(' ')}: ${fix.why}`);
-    log(`${o.name}: adding ${flags.join(' ')} (${fix.why})`);
+  const add = (fix: EngineFix & { flags: string[] }) => {
+    e.global.push(...fix.flags);
+    e.reasons.push(`${fix.flags.join(' ')}: ${fix.why}`);
+    log(`${o.name}: adding ${fix.flags.join(' ')} (${fix.why})`);
   };
   const fail = (what: string, r: EngineResult): never => {
-    throw new RocmflowError('E_ENGINE', `${o.name} ${what} failed here${e.reasons.length ? ` even with ${[...e.global, ...e.run].join(' ')}` : ''}: ${lastError(r.stderr) || `exit ${r.code}`}`, {
+    // a store first used with another driver keeps it: say how to get out
+    const hint = /database configuration mismatch/.test(r.stderr)
+      ? ' (the store keeps the storage driver of its first use, which does not work here: `podman system reset` empties it so the working driver can take over)'
+      : '';
+    throw new RocmflowError('E_ENGINE', `${o.name} ${what} failed here${e.reasons.length ? ` even with ${[...e.global, ...e.run].join(' ')}` : ''}: ${lastError(r.stderr) || `exit ${r.code}`}${hint}`, {
       details: r.stderr.trim().split('\n').slice(-6),
     });
   };
@@ -224,13 +228,13 @@ export async function probeEngine(o: ProbeOptions): Promise<ContainerEngine> {
     }
     if (n > 0) return fail(`run ${o.image}`, r);
     if (fix.kind === 'runtime' && !which('runc')) throw new RocmflowError('E_MISSING_TOOL', `${o.name}: ${fix.why}; install runc (apt install runc) so it can be used instead`);
-    add(fix, fix.flags, 'global');
+    add(fix);
   }
   throw new RocmflowError('E_ENGINE', `${o.name}: no working flags found after 12 attempts (${e.reasons.join('; ')})`);
 }
 
 /** podman: run `info` twice in a scratch store on the real store's filesystem (the first use of a store records its driver; the second shows whether it works). */
-async function probeStorage(e: ContainerEngine, add: (fix: EngineFix, flags: string[], to: 'global') => void, signal?: AbortSignal): Promise<void> {
+async function probeStorage(e: ContainerEngine, add: (fix: EngineFix & { flags: string[] }) => void, signal?: AbortSignal): Promise<void> {
   let parent = dirname(podmanGraphRoot(e.global));
   while (!existsSync(parent)) parent = dirname(parent);
   const scratch = await mkdtemp(join(parent, '.rocmflow-probe-'));
@@ -238,13 +242,13 @@ async function probeStorage(e: ContainerEngine, add: (fix: EngineFix, flags: str
   const runroot = await mkdtemp(join(tmpdir(), 'rf-'));
   try {
     const base = withoutStorageLocation(e.global);
-    const info = (extra: string[]) => engineExec(e.bin, [...base, ...extra, '--root', join(scratch, 'root'), '--runroot', runroot, 'info', '--format', '{{.Store.GraphDriverName}}'], { signal, timeoutMs: 60_000 });
-    await info([]);
-    const r = await info([]);
+    const info = () => engineExec(e.bin, [...base, '--root', join(scratch, 'root'), '--runroot', runroot, 'info', '--format', '{{.Store.GraphDriverName}}'], { signal, timeoutMs: 60_000 });
+    await info();
+    const r = await info();
     if (r.code === 0) return;
     const fix = diagnose(r.stderr);
     if (fix?.kind !== 'storage') return; // not a storage problem: the run check will meet it and say so
-    add(fix, fix.flags, 'global');
+    add(fix);
   } finally {
     await rm(scratch, { recursive: true, force: true });
     await rm(runroot, { recursive: true, force: true });

@@ -186,6 +186,11 @@ describe.skipIf(!which('podman'))('podman', () => {
       expect(e.reasons.find((r) => r.startsWith('--storage-driver vfs'))).toMatch(/overlay/);
       expect(sh(e.bin, [...e.global, 'info', '--format', '{{.Store.GraphDriverName}}']).trim()).toBe('vfs');
       spawnSync(e.bin, [...e.global, 'system', 'reset', '--force'], { stdio: 'ignore' });
+      // a store that podman already used with the failing default keeps it: the error says how to get out
+      const used = ['--root', join(ov, 'mnt', 'used'), '--runroot', join(ov, 'run2')];
+      spawnSync('podman', [...used, 'info'], { stdio: 'ignore' });
+      await expect(probeEngine({ name: 'podman', global: used, archive: join(images, 'minimal.docker.tar'), image: NAME, check: [SERVER, '--version'] }))
+        .rejects.toMatchObject({ code: 'E_ENGINE', message: expect.stringMatching(/database configuration mismatch .*podman system reset/) });
     } finally {
       execFileSync('umount', [`${ov}/mnt`]);
     }
