@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(strace bubblewrap zstd xz-utils tar cmake make g++ git ccache ca-certificates skopeo umoci binutils file nginx openssl python3 perl)
+# podman, runc (for hosts where crun refuses hybrid cgroups), docker.io and docker-registry run and
+# serve the images in the tests; chromium renders report.html
+PACKAGES=(strace bubblewrap zstd xz-utils tar cmake make g++ git ccache ca-certificates skopeo umoci binutils file nginx openssl python3 perl
+  podman runc docker.io docker-registry chromium fonts-dejavu-core)
 
 if command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=none; fi
@@ -22,7 +25,7 @@ if command -v apt-get >/dev/null 2>&1; then
     fi
   fi
 else
-  echo "setup: no apt-get here; install the equivalents of: ${PACKAGES[*]} (Fedora: dnf install strace bubblewrap zstd cmake gcc-c++ git ccache skopeo umoci)"
+  echo "setup: no apt-get here; install the equivalents of: ${PACKAGES[*]} (Fedora: dnf install strace bubblewrap zstd cmake gcc-c++ git ccache skopeo umoci podman docker-distribution chromium)"
 fi
 
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<11)) { console.error("setup: Node >= 20.11 is required, found "+process.versions.node); process.exit(1) }'

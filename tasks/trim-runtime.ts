@@ -8,7 +8,7 @@
  */
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { defineTask, RocmflowError, s, type Detection } from '../src/plugin/index.js';
 import { PACKAGE_ROOT } from '../src/plugin/load.js';
 import { computeClosure } from '../src/runtime/closure.js';
@@ -20,7 +20,8 @@ import { fullRuntime, pipelineCategory } from '../src/pipeline/full-runtime.js';
 import { verifyWorkload } from '../src/pipeline/verify.js';
 import { stripRoot } from '../src/runtime/strip-root.js';
 import { STRACE_KIT_DIR } from '../src/runtime/strace-kit.js';
-import { writeRuntimeImages } from '../src/pipeline/images.js';
+import { imageProvenance, writeRuntimeImages } from '../src/pipeline/images.js';
+import { writeReportHtml } from '../src/report/html.js';
 import { humanBytes } from '../src/image/report.js';
 import { toolVersion } from '../src/llama/toolchain.js';
 import type { WorkloadResult, WorkloadSpec } from '../src/llama/workload.js';
@@ -84,7 +85,7 @@ export default defineTask<TrimRuntimeOptions>({
       tools: ['bwrap --version', 'zstd --version', 'strip --version'],
     };
   },
-  outputs: ['rootfs', 'rootfs.manifest.json', 'images', 'report.md', 'report.json', 'reproducibility.json'],
+  outputs: ['rootfs', 'rootfs.manifest.json', 'images', 'report.md', 'report.json', 'report.html', 'reproducibility.json'],
   async run(ctx) {
     const def = ctx.target.definition;
     const traceOut = ctx.deps['strace-trace']!.outDir;
@@ -92,6 +93,11 @@ export default defineTask<TrimRuntimeOptions>({
     const access = await readJson<AccessSet>(join(traceOut, 'access.json'));
     const baseRoot = (ctx.config.tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot;
     const rt = await pipelineRuntime(ctx.deps, { baseRoot, projectRoot: ctx.projectRoot });
+
+    // milliseconds per step, for the report
+    const timings: Record<string, number> = {};
+    let since = performance.now();
+    const mark = (step: string) => ((timings[step] = Math.round(performance.now() - since)), (since = performance.now()));
 
     // 1. closure and assembly
     const closure = await computeClosure({
@@ -105,11 +111,17 @@ export default defineTask<TrimRuntimeOptions>({
     for (const w of closure.warnings) ctx.log.warn(w);
     const rootfs = join(ctx.outDir, 'rootfs');
     const manifestPath = join(ctx.outDir, 'rootfs.manifest.json');
-    let manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath, signal: ctx.signal });
+    const assembling = ctx.progress.start('assemble the trimmed root', { unit: 'files' });
+    let manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath, signal: ctx.signal, onProgress: (done, total) => assembling.update(done, total) });
+    assembling.done();
+    mark('closure and assembly');
     if (ctx.options.strip ?? true) {
-      const stripped = await stripRoot(rootfs, manifest, manifestPath);
+      const bar = ctx.progress.start('strip ELF files', { unit: 'bytes' });
+      const stripped = await stripRoot(rootfs, manifest, manifestPath, { onProgress: (done, total) => bar.update(done, total) });
+      bar.done();
       manifest = stripped.manifest;
       ctx.log.info(`stripped ${stripped.stripped} ELF files: ${humanBytes(stripped.saved)} saved`);
+      mark('strip');
     }
     ctx.log.info(`trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)}`);
     // empty mount points: chroot (and container runtimes) mount onto them; nothing is written into the root later
@@ -119,14 +131,14 @@ export default defineTask<TrimRuntimeOptions>({
     }
 
     // 2. verification: the traced workload, in the trimmed root, must say the same
-    const bar = ctx.progress.start('verify the trimmed root', { unit: 'steps', total: 1 });
+    const bar = ctx.progress.start('verify the trimmed root', { unit: 'steps', total: traced.spec.requests.length + 2 });
     const verify = await verifyWorkload({
       rootfs, full: rt.layout, expected: traced.texts, spec: traced.spec, gpu: traced.gpu,
       paths: { binDir: rt.binDir, model: `${MODELS_MOUNT}/model.gguf`, cli: traced.cli },
       // the driver's own libraries (libcuda, libnvidia-*) come from the host at run time, as a container runtime mounts them
       binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }, ...closure.hostProvided.map((p) => ({ source: hostPath(rt.layout, p), dest: p }))],
       devices: def.devices, env: traced.env,
-      workDir: ctx.workDir, signal: ctx.signal, log: (l) => ctx.log.info(`verify: ${l}`),
+      workDir: ctx.workDir, signal: ctx.signal, log: (l) => ctx.log.info(`verify: ${l}`), onStep: (done) => bar.update(done),
     });
     bar.done();
     if (!verify.ok) {
@@ -136,25 +148,30 @@ export default defineTask<TrimRuntimeOptions>({
       });
     }
     const requests = traced.spec.requests.length;
+    mark('verification');
 
     // 3. images
     const full = await fullRuntime(rt.layout, closure);
     const images = join(ctx.outDir, 'images');
     await mkdir(images, { recursive: true });
     const snapshot = join(ctx.deps['snapshot-rocm']!.outDir, 'rocm.tar.zst');
+    const buildInfo = await readJson<Parameters<typeof imageProvenance>[0]['build']>(join(ctx.deps['build-llama']!.outDir, 'build-info.json'));
+    const provenance = imageProvenance({ build: buildInfo, runtime: await readJsonIf(join(ctx.deps['fetch-rocm']!.outDir, 'fetch.json')) as never, family: def.family });
     const written = await writeRuntimeImages({
-      rootfs, full: full.entries, rocmSnapshot: rt.runtimeRoot ? snapshot : undefined, outDir: images,
-      target: ctx.target.name, env: traced.env, devices: def.devices, version: rocmflowVersion(), signal: ctx.signal,
-      onProgress: (m) => ctx.log.info(`writing ${m}`),
+      rootfs, full: full.entries, rocmSnapshot: rt.runtimeRoot ? snapshot : undefined, outDir: images, workDir: ctx.workDir,
+      target: ctx.target.name, env: traced.env, devices: def.devices, provenance, rocmflowVersion: rocmflowVersion(), signal: ctx.signal,
+      progress: ctx.progress,
     });
+    mark('images');
 
     // 4. report
     const report = trimReport({ full: full.files, manifest, categorize: pipelineCategory });
     const model = (await readJson<{ sha256: string; size: number }>(join(ctx.deps.model!.outDir, 'model.json')));
-    const imageSizes = {
-      minimal: { compressed: written.minimal.compressedSize, uncompressed: written.minimal.uncompressedSize, layers: written.minimal.layers.length, digest: written.minimal.manifestDigest },
-      full: { compressed: written.full.compressedSize, uncompressed: written.full.uncompressedSize, layers: written.full.layers.length, digest: written.full.manifestDigest },
-    };
+    const imageSizes = Object.fromEntries((['minimal', 'full', 'base'] as const).map((k) => {
+      const i = written[k];
+      const archives = [i.ociArchive, i.dockerArchive].filter((a): a is string => !!a).map((a) => relative(ctx.outDir, a));
+      return [k, { name: i.name, version: provenance.version, compressed: i.compressedSize, uncompressed: i.uncompressedSize, layers: i.layers.length, digest: i.manifestDigest, archives }];
+    })) as Record<'minimal' | 'full' | 'base', { name: string; version: string; compressed: number; uncompressed: number; layers: number; digest: string; archives: string[] }>;
     const reportJson = {
       target: ctx.target.name,
       ...report.json,
@@ -164,6 +181,7 @@ export default defineTask<TrimRuntimeOptions>({
       images: imageSizes,
       reusedRocmSnapshot: written.reusedSnapshot,
       model: { bytes: model.size, sha256: model.sha256 },
+      timings,
     };
     await writeFile(join(ctx.outDir, 'report.json'), JSON.stringify(reportJson, null, 2) + '\n');
     const md = [
@@ -175,7 +193,8 @@ export default defineTask<TrimRuntimeOptions>({
       `${requests} server requests and one ${traced.cli} run gave the same text in the trimmed root as in the traced full runtime (${verify.method}).`, '',
       '## Images', '',
       `- minimal: ${humanBytes(imageSizes.minimal.uncompressed)} uncompressed, ${humanBytes(imageSizes.minimal.compressed)} zstd (${imageSizes.minimal.digest})`,
-      `- full: ${humanBytes(imageSizes.full.uncompressed)} uncompressed, ${humanBytes(imageSizes.full.compressed)} zstd (${imageSizes.full.digest})`, '',
+      `- full: ${humanBytes(imageSizes.full.uncompressed)} uncompressed, ${humanBytes(imageSizes.full.compressed)} zstd (${imageSizes.full.digest})`,
+      `- base (the full image without llama.cpp): ${humanBytes(imageSizes.base.uncompressed)} uncompressed, ${humanBytes(imageSizes.base.compressed)} zstd (${imageSizes.base.digest})`, '',
     ].join('\n');
     await writeFile(join(ctx.outDir, 'report.md'), md);
 
@@ -195,15 +214,19 @@ export default defineTask<TrimRuntimeOptions>({
       rootfs: { files: manifest.files, bytes: manifest.bytes },
     };
     await writeFile(join(ctx.outDir, 'reproducibility.json'), JSON.stringify(repro, null, 2) + '\n');
+    const html = await writeReportHtml(ctx.outDir);
 
     const ratio = imageSizes.full.uncompressed ? (imageSizes.full.uncompressed / imageSizes.minimal.uncompressed).toFixed(1) : '?';
     return {
       summary: [
-        `minimal image: ${join(images, 'minimal.oci.tar')} (docker load: ${join(images, 'minimal.docker.tar')}), ${humanBytes(imageSizes.minimal.uncompressed)} (${humanBytes(imageSizes.minimal.compressed)} zstd) against ${humanBytes(imageSizes.full.uncompressed)} full (${join(images, 'full.oci.tar')}): ${ratio}x smaller`,
+        `minimal image: ${imageSizes.minimal.name}, ${humanBytes(imageSizes.minimal.uncompressed)} (${humanBytes(imageSizes.minimal.compressed)} zstd) against ${humanBytes(imageSizes.full.uncompressed)} full: ${ratio}x smaller`,
+        `  podman load -i ${join(images, 'minimal.oci.tar')} (docker load -i ${join(images, 'minimal.docker.tar')})`,
+        `  podman run --rm --network host -v ${rt.modelsDir}:${MODELS_MOUNT}:ro ${imageSizes.minimal.name}   (serves ${MODELS_MOUNT}/model.gguf on :8080; --entrypoint ${traced.cli} runs the CLI)`,
         `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
         ...speedLine(speedOf(traced.result), speedOf(verify.result)),
         ...(closure.hostProvided.length ? [`host-provided, not bundled: ${closure.hostProvided.join(', ')}`] : []),
+        `report: ${html}`,
         `reproducibility record: ${join(ctx.outDir, 'reproducibility.json')}`,
       ],
     };

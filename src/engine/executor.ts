@@ -289,17 +289,25 @@ export class Executor {
       const logFile = join(this.logDir, `${target.name}--${name}.log`);
       const logStream = createWriteStream(logFile);
       const log = makeLogger(this.o.emit, name, logStream);
+      // each task gets its own signal, so what it listens with goes away with it: the run's signal
+      // holds one listener per running task, not everything every task ever added
+      const taskAbort = new AbortController();
+      const onCancel = () => taskAbort.abort(signal.reason);
+      if (signal.aborted) onCancel();
+      else signal.addEventListener('abort', onCancel, { once: true });
       const shell = await createTaskShell({
-        cwd: outDir, env: { ...this.o.env, ...target.definition.env({ detection: target.detection, options: target.options }) }, signal, log: logStream,
+        cwd: outDir, env: { ...this.o.env, ...target.definition.env({ detection: target.detection, options: target.options }) }, signal: taskAbort.signal, log: logStream,
         onOutput: this.o.verbose ? (line) => this.o.emit({ type: 'log', task: name, level: 'output', line }) : undefined,
       });
       let result: Awaited<ReturnType<LoadedTask['def']['run']>>;
       try {
         result = await task.def.run({
-          ...ctx, outDir, workDir, deps, $: shell.$, signal, logFile, log, progress: makeProgress(this.o.emit, name), cacheDir: config.cacheDir,
+          ...ctx, outDir, workDir, deps, $: shell.$, signal: taskAbort.signal, logFile, log, progress: makeProgress(this.o.emit, name), cacheDir: config.cacheDir,
         });
         signal.throwIfAborted();
       } finally {
+        signal.removeEventListener('abort', onCancel);
+        shell.dispose();
         await shell.killAll();
         await new Promise<void>((r) => logStream.end(r));
         rmSync(workDir, { recursive: true, force: true });

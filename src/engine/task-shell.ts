@@ -11,6 +11,8 @@ export interface TaskShell {
   $: Shell;
   /** Kill every child process group still running (TERM, then KILL after `graceMs`). */
   killAll(graceMs?: number): Promise<void>;
+  /** Stop listening to the run's signal (it outlives the task: every task of a run shares it). */
+  dispose(): void;
 }
 
 /** zx takes about a quarter of a second to import: only runs that execute a task pay for it. */
@@ -62,6 +64,7 @@ export async function createTaskShell(opts: {
     while (children.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     signalAll('SIGKILL');
   };
-  opts.signal.addEventListener('abort', () => void killAll(), { once: true });
-  return { $, killAll };
+  const onAbort = () => void killAll();
+  opts.signal.addEventListener('abort', onAbort, { once: true });
+  return { $, killAll, dispose: () => opts.signal.removeEventListener('abort', onAbort) };
 }

@@ -9,7 +9,7 @@ import { detectCompression, openDecompressed, type Compression } from './compres
 import { digestHex, sha256Of } from './digest-stream.js';
 import { checkRepoTag, writeDockerArchive } from './docker-archive.js';
 import { LAYER_MEDIA_TYPES, writeLayer, type LayerInfo } from './layer.js';
-import { collectTree, type TarSource } from './tar-entries.js';
+import { collectTree, type TarEntry, type TarSource } from './tar-entries.js';
 import { defaultMtime, writeTar } from './tar-writer.js';
 
 /** A layer of an image: an existing blob (e.g. a snapshot), or a tree to tar and compress now. */
@@ -21,11 +21,15 @@ export type OciLayerInput = (
       diffId?: string;
     }
   | {
-      /** A directory, or an explicit entry list, to tar now. */
-      from: string | readonly TarSource[];
+      /** A directory, an explicit source list, or entries already resolved, to tar now. */
+      from: string | readonly TarSource[] | { entries: readonly TarEntry[] };
       /** @default the image's `compression` */
       compression?: Compression;
       level?: number;
+    }
+  | {
+      /** A layer an earlier image of this process wrote (its blob still on disk): linked in, digests taken as they are. */
+      layer: LayerInfo;
     }
 ) & {
   /** `created_by` in the image history, e.g. "rocmflow snapshot-rocm". */
@@ -54,8 +58,15 @@ export interface OciImageOptions {
   os?: string;
   /** Image creation time, seconds since the epoch. @default SOURCE_DATE_EPOCH, else 0 */
   created?: number;
-  /** Tag recorded as `org.opencontainers.image.ref.name` (`oci-archive:x.tar:<ref>`). @default "latest" */
+  /**
+   * The image's name, recorded as `org.opencontainers.image.ref.name` in the
+   * layout's index (`oci-archive:x.tar:<ref>`): a tag (`latest`) or a whole
+   * reference (`localhost/rocmflow/llama-cpu:minimal`), which `podman load`
+   * takes as the image's name. @default "latest"
+   */
   ref?: string;
+  /** Manifest annotations (`org.opencontainers.image.*`), also on the index entry. */
+  annotations?: Record<string, string>;
   /** Write the OCI image layout here (`oci-layout`, `index.json`, `blobs/sha256/`). */
   ociDir?: string;
   /** Also write the layout as one tar (skopeo/podman `oci-archive:`). */
@@ -70,7 +81,8 @@ export interface OciImageOptions {
   compression?: Compression;
   level?: number;
   signal?: AbortSignal;
-  onProgress?(message: string): void;
+  /** What is being written (`layer 1/2`, `oci-archive`, `docker-archive`), with content bytes done and the total where known. */
+  onProgress?(step: string, done?: number, total?: number): void;
 }
 
 export interface OciImage {
@@ -94,7 +106,8 @@ export const MEDIA_TYPES = {
   config: 'application/vnd.oci.image.config.v1+json',
 } as const;
 
-const REF_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+/** A tag, or a reference in the characters the image spec allows for `ref.name`. */
+const REF_RE = /^[A-Za-z0-9_](?:[A-Za-z0-9._:@/+-]{0,254})$/;
 
 /**
  * Write an OCI image (directory layout, and optionally an oci-archive tar and
@@ -102,7 +115,7 @@ const REF_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
  */
 export async function writeOciImage(opts: OciImageOptions): Promise<OciImage> {
   const ref = opts.ref ?? 'latest';
-  if (!REF_RE.test(ref)) throw new RocmflowError('E_BAD_REF', `image ref ${JSON.stringify(ref)} is not a valid tag (letters, digits, ".", "_", "-")`, { exitCode: 2 });
+  if (!REF_RE.test(ref)) throw new RocmflowError('E_BAD_REF', `image ref ${JSON.stringify(ref)} is not a valid tag or reference (letters, digits and . _ - : @ / +)`, { exitCode: 2 });
   const repoTag = opts.repoTag ?? `rocmflow:${ref}`;
   if (opts.dockerArchive) checkRepoTag(repoTag);
   if (!opts.layers.length) throw new RocmflowError('E_NO_LAYERS', 'an image needs at least one layer', { exitCode: 2 });
@@ -115,8 +128,8 @@ export async function writeOciImage(opts: OciImageOptions): Promise<OciImage> {
     await mkdir(blobs, { recursive: true });
     const layers: LayerInfo[] = [];
     for (const [i, l] of opts.layers.entries()) {
-      opts.onProgress?.(`layer ${i + 1}/${opts.layers.length}`);
-      layers.push('blob' in l ? await addBlob(blobs, l.blob, l.diffId, opts.signal) : await buildLayer(blobs, l, opts, created, i));
+      opts.onProgress?.(`layer ${i + 1}/${opts.layers.length}`, 0);
+      layers.push('blob' in l ? await addBlob(blobs, l.blob, l.diffId, opts.signal) : 'layer' in l ? await linkLayer(blobs, l.layer) : await buildLayer(blobs, l, opts, created, i));
     }
     const stamp = new Date(created * 1000).toISOString().replace('.000Z', 'Z');
     const config = imageConfig(opts, layers, stamp);
@@ -127,6 +140,7 @@ export async function writeOciImage(opts: OciImageOptions): Promise<OciImage> {
       mediaType: MEDIA_TYPES.manifest,
       config: { mediaType: MEDIA_TYPES.config, digest: configDigest, size: configBytes.length },
       layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+      ...(opts.annotations && Object.keys(opts.annotations).length ? { annotations: opts.annotations } : {}),
     };
     const manifestBytes = Buffer.from(JSON.stringify(manifest));
     const manifestDigest = await putBlob(blobs, manifestBytes);
@@ -139,7 +153,7 @@ export async function writeOciImage(opts: OciImageOptions): Promise<OciImage> {
           digest: manifestDigest,
           size: manifestBytes.length,
           platform: { architecture: config.architecture, os: config.os },
-          annotations: { 'org.opencontainers.image.ref.name': ref },
+          annotations: { ...opts.annotations, 'org.opencontainers.image.ref.name': ref },
         },
       ],
     };
@@ -152,12 +166,12 @@ export async function writeOciImage(opts: OciImageOptions): Promise<OciImage> {
       compressedSize: layers.reduce((n, l) => n + l.size, 0),
     };
     if (opts.ociArchive) {
-      opts.onProgress?.('oci-archive');
-      await writeTarFile(dir, opts.ociArchive, created, opts.signal);
+      opts.onProgress?.('oci-archive', 0);
+      await writeTarFile(dir, opts.ociArchive, created, opts.signal, (done, total) => opts.onProgress?.('oci-archive', done, total));
       result.ociArchive = opts.ociArchive;
     }
     if (opts.dockerArchive) {
-      opts.onProgress?.('docker-archive');
+      opts.onProgress?.('docker-archive', 0);
       await writeDockerArchive({
         out: opts.dockerArchive,
         configBytes,
@@ -219,11 +233,25 @@ async function putBlob(blobs: string, bytes: Buffer): Promise<string> {
 
 async function buildLayer(blobs: string, l: Extract<OciLayerInput, { from: unknown }>, opts: OciImageOptions, mtime: number, i: number): Promise<LayerInfo> {
   const tmp = join(blobs, `.layer-${i}`);
-  const info = await writeLayer({ from: l.from, out: tmp, compression: l.compression ?? opts.compression ?? 'zstd', level: l.level ?? opts.level, mtime, signal: opts.signal });
+  const info = await writeLayer({
+    from: l.from, out: tmp, compression: l.compression ?? opts.compression ?? 'zstd', level: l.level ?? opts.level, mtime, signal: opts.signal,
+    onProgress: (done, total) => opts.onProgress?.(`layer ${i + 1}/${opts.layers.length}`, done, total),
+  });
   const path = join(blobs, digestHex(info.digest));
   await rename(tmp, path);
   await chmod(path, 0o644);
   const { entries: _entries, ...layer } = info;
+  return { ...layer, path };
+}
+
+/** A blob this process wrote for another image: hard-linked (copied across filesystems), not hashed again. */
+async function linkLayer(blobs: string, layer: LayerInfo): Promise<LayerInfo> {
+  const path = join(blobs, digestHex(layer.digest));
+  await link(layer.path, path).catch(async (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EEXIST') return;
+    if (e.code === 'ENOENT') throw new RocmflowError('E_NOT_FOUND', `layer blob ${layer.path} is gone`);
+    await copyFile(layer.path, path);
+  });
   return { ...layer, path };
 }
 
@@ -274,12 +302,13 @@ async function hashFile(path: string, signal?: AbortSignal): Promise<{ digest: s
 }
 
 /** A directory as a deterministic plain tar, with normalised modes (the layout's own modes depend on umask). */
-export async function writeTarFile(dir: string, out: string, mtime: number, signal?: AbortSignal): Promise<void> {
+export async function writeTarFile(dir: string, out: string, mtime: number, signal?: AbortSignal, onProgress?: (done: number, total: number) => void): Promise<void> {
   const entries = (await collectTree(dir)).map((e) => ({ ...e, mode: e.type === 'dir' ? 0o755 : 0o644 }));
+  const total = entries.reduce((n, e) => n + e.size, 0);
   const tmp = `${out}.tmp-${process.pid}`;
   const file = createWriteStream(tmp);
   try {
-    await writeTar(entries, file, { mtime, signal });
+    await writeTar(entries, file, { mtime, signal, onProgress: onProgress && ((done) => onProgress(done, total)) });
     file.end();
     await finished(file);
     await rename(tmp, out);

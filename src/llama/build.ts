@@ -142,6 +142,8 @@ export interface BuildInfo {
   arch: string | null;
   source: Json;
   commit: string | null;
+  /** The commit's time, seconds since the epoch (the images' `created` unless SOURCE_DATE_EPOCH is set). */
+  commitTime: number | null;
   describe: string;
   flags: string[];
   buildTargets: string[];
@@ -200,6 +202,7 @@ export async function buildLlama(p: BuildLlamaParams): Promise<BuildInfo> {
       arch: p.target.definition.arch ?? null,
       source: resolved.params,
       commit: src.commit,
+      commitTime: src.commitTime,
       describe: src.describe,
       flags,
       buildTargets: p.options.targets,

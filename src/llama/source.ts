@@ -55,6 +55,8 @@ export interface ResolvedSource {
 export interface PreparedSource {
   dir: string;
   commit: string | null;
+  /** The commit's committer time, seconds since the epoch (null without a commit): a true, reproducible image creation time. */
+  commitTime: number | null;
   /** `git describe --tags --always` (or "local tree"). */
   describe: string;
 }
@@ -225,9 +227,13 @@ export async function prepareSource(spec: SourceSpec, opts: SourceOptions & { de
   const r = opts.resolved ?? (await resolveSource(spec, opts));
   const what = `llama.cpp source ${describeSpec(spec)}`;
   const describe = async (dir: string) => (await git(['describe', '--tags', '--always'], { cwd: dir, signal: opts.signal, what }).catch(() => r.commit ?? 'unknown')).trim();
+  const commitTime = async (dir: string, commit: string) => {
+    const t = (await git(['show', '-s', '--format=%ct', commit], { cwd: dir, signal: opts.signal, what })).trim();
+    return /^\d+$/.test(t) ? Number(t) : null;
+  };
   if ('path' in spec) {
     const dir = resolve(spec.path);
-    return { dir, commit: r.commit, describe: r.commit ? await describe(dir) : 'local tree' };
+    return { dir, commit: r.commit, commitTime: r.commit ? await commitTime(dir, r.commit) : null, describe: r.commit ? await describe(dir) : 'local tree' };
   }
   const commit = r.commit!;
   await rm(opts.dest, { recursive: true, force: true });
@@ -252,5 +258,5 @@ export async function prepareSource(spec: SourceSpec, opts: SourceOptions & { de
   }
   const head = (await g(['rev-parse', 'HEAD'])).trim();
   if (head !== commit) throw new RocmflowError('E_SOURCE', `${what}: checked out ${head}, expected ${commit}`);
-  return { dir: opts.dest, commit, describe: await describe(opts.dest) };
+  return { dir: opts.dest, commit, commitTime: await commitTime(opts.dest, commit), describe: await describe(opts.dest) };
 }

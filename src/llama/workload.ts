@@ -145,6 +145,8 @@ export interface RunWorkloadOptions {
   signal?: AbortSignal;
   /** Called while the server is up (e.g. to sample GPU memory). */
   onServerUp?(): void;
+  /** Called as each step ends (the server up, each request, the CLI), with the number of steps. */
+  onStep?(done: number, total: number): void;
   log?(line: string): void;
   healthTimeoutMs?: number;
 }
@@ -155,9 +157,12 @@ export async function runWorkload(opts: RunWorkloadOptions): Promise<WorkloadRes
   const port = await freePort();
   const serverArgv = serverCommand(spec, paths, port, opts.gpu);
   opts.log?.(`server: ${serverArgv.join(' ')} (${runner.method})`);
+  const steps = spec.requests.length + 2;
+  let step = 0;
   const server = await LlamaServer.start({
     argv: await runner.argv(serverArgv, 'server'), port, signal: opts.signal, healthTimeoutMs: opts.healthTimeoutMs,
   });
+  opts.onStep?.(++step, steps);
   opts.onServerUp?.();
   const requests: WorkloadResult['requests'] = [];
   try {
@@ -165,6 +170,7 @@ export async function runWorkload(opts: RunWorkloadOptions): Promise<WorkloadRes
       const out = await complete(server.baseUrl, { prompt: r.prompt, nPredict: r.nPredict, seed: spec.seed, stream: r.stream }, { signal: opts.signal });
       opts.log?.(`request ${r.name}: ${JSON.stringify(out.text)}`);
       requests.push({ ...r, text: out.text, timings: out.timings, ms: out.ms });
+      opts.onStep?.(++step, steps);
     }
   } catch (e) {
     await server.stop(2000);
@@ -179,6 +185,7 @@ export async function runWorkload(opts: RunWorkloadOptions): Promise<WorkloadRes
   if (cli.exitCode !== 0)
     throw new RocmflowError('E_WORKLOAD', `${paths.cli} exited with ${cli.exitCode}`, { details: cli.stderr.trim().split('\n').slice(-10) });
   opts.log?.(`cli: ${JSON.stringify(cli.stdout)}`);
+  opts.onStep?.(++step, steps);
   return {
     server: { argv: serverArgv, loadMs: server.loadMs, exitCode: exit.exitCode, cleanStop: exit.clean },
     requests,

@@ -1,15 +1,83 @@
 /**
- * The two images trim-runtime writes: the minimal runtime (one layer, the
- * trimmed root) and the full one it is measured against (the GPU runtime,
- * the llama.cpp install and the base's library directories; see
- * src/runtime/pipeline-report.ts). Both run llama-server as entrypoint and
- * carry the devices and environment they need as labels.
+ * The three images trim-runtime writes: the minimal runtime (one layer, the
+ * trimmed root), the full one it is measured against (the base's library
+ * directories, the GPU runtime tree, the llama.cpp install) and the base
+ * image under it (the full image without llama.cpp: what a team keeps in its
+ * registry as the "ROCm base image"). The full image shares the base's
+ * layers, so a registry that has the base receives only llama.cpp for it.
+ *
+ * Every image has one name, used in both archives and by `rocmflow exec`
+ * and `push`: `localhost/rocmflow/llama-<target>:<kind>` (`localhost/` is how
+ * podman names an image loaded from an archive, and docker accepts it as
+ * is, so both engines show the same name). The minimal and full images serve
+ * the model mounted at /models: llama-server is the entrypoint and its
+ * `LLAMA_ARG_*` environment variables give host, port and model, so any
+ * argument given to `run` (or `-e LLAMA_ARG_MODEL=...`) overrides them.
  */
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeOciImage, runtimeLabels, type OciImage, type OciLayerInput } from '../image/oci.js';
 import { readManifest } from '../image/snapshot-manifest.js';
-import type { TarSource } from '../image/tar-entries.js';
+import { layerEntries } from '../image/layer.js';
+import type { TarEntry, TarSource } from '../image/tar-entries.js';
+import type { Progress, ProgressHandle } from '../plugin/types.js';
+import { defaultMtime } from '../image/tar-writer.js';
+import { UPSTREAM_LLAMA_GIT } from '../llama/source.js';
+import { LLAMA_MOUNT, MODELS_MOUNT, ROCM_MOUNT } from './runtime.js';
+
+/** The images of a target. */
+export type ImageKind = 'minimal' | 'full' | 'base';
+export const IMAGE_KINDS: readonly ImageKind[] = ['minimal', 'full', 'base'];
+
+/** The repository every image of `target` is in. */
+export function imageRepository(target: string): string {
+  return `localhost/rocmflow/llama-${target}`;
+}
+
+/** The name a user types into `podman run`. */
+export function imageName(target: string, kind: ImageKind): string {
+  return `${imageRepository(target)}:${kind}`;
+}
+
+/** Where an image comes from: its `org.opencontainers.image.*` annotations and creation time. */
+export interface ImageProvenance {
+  /** The llama.cpp commit (`revision`). */
+  revision: string | null;
+  /** Where that commit can be fetched (`source`); null for a local tree or bundle. */
+  source: string | null;
+  /** `version`: llama.cpp's release (`git describe`), plus the GPU runtime's version where there is one. */
+  version: string;
+  /** Seconds since the epoch: SOURCE_DATE_EPOCH, else the llama.cpp commit's time, else 0. */
+  created: number;
+}
+
+/** What provenance is read from: build-llama's build-info.json and fetch-rocm's fetch.json. */
+export interface ProvenanceInputs {
+  build: { commit: string | null; commitTime?: number | null; describe: string; source: unknown };
+  /** fetch.json (`version` of the GPU runtime, if any). */
+  runtime?: { version?: string | null } | null;
+  /** The target's family: `rocm`, `cuda`, `cpu`. */
+  family: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+const TAG_UNSAFE = /[^A-Za-z0-9_.-]+/g;
+
+export function imageProvenance(i: ProvenanceInputs): ImageProvenance {
+  const src = (i.build.source ?? {}) as { kind?: string; url?: string };
+  const source = src.kind === 'git' && typeof src.url === 'string' && /^(https?|git|ssh):\/\//.test(src.url) ? src.url
+    // node-llama-cpp's bundle is upstream llama.cpp at a release
+    : src.kind === 'npm' ? UPSTREAM_LLAMA_GIT
+    : null;
+  const llama = i.build.describe && i.build.describe !== 'local tree' ? i.build.describe : (i.build.commit?.slice(0, 12) ?? 'local');
+  const rt = i.family !== 'cpu' && i.runtime?.version ? `-${i.family}${i.runtime.version}` : '';
+  const version = `${llama}${rt}`.replace(TAG_UNSAFE, '_').slice(0, 100);
+  const env = i.env ?? process.env;
+  const created = env.SOURCE_DATE_EPOCH ? defaultMtime(env) : (i.build.commitTime ?? 0);
+  return { revision: i.build.commit, source, version, created };
+}
 
 export interface RuntimeImagesOptions {
   /** The trimmed root directory. */
@@ -18,26 +86,58 @@ export interface RuntimeImagesOptions {
   full: TarSource[];
   /** snapshot-rocm's archive, reused as the full image's ROCm layer when its paths are already under opt/rocm/. */
   rocmSnapshot?: string;
-  /** Where `minimal.oci.tar`, `minimal.docker.tar` and `full.oci.tar` go. */
+  /** Where `minimal.oci.tar`, `minimal.docker.tar`, `full.oci.tar` and `base.oci.tar` go. */
   outDir: string;
+  /** Scratch space (the full image's layout, whose layers the base image reuses). @default the system temp dir */
+  workDir?: string;
   target: string;
   /** Runtime environment of the target (device pinning etc.). */
   env: Record<string, string>;
   devices: string[];
-  version: string;
+  provenance: ImageProvenance;
+  /** rocmflow's version (a label). */
+  rocmflowVersion: string;
   signal?: AbortSignal;
-  onProgress?(message: string): void;
+  /** Progress per image and step (`minimal image: layer 1/1`), in content bytes. */
+  progress?: Progress;
+}
+
+/** A written image and its name. */
+export interface NamedImage extends OciImage {
+  name: string;
 }
 
 export interface RuntimeImages {
-  minimal: OciImage;
-  full: OciImage;
+  minimal: NamedImage;
+  full: NamedImage;
+  base: NamedImage;
   /** True when the snapshot archive became the ROCm layer as is. */
   reusedSnapshot: boolean;
 }
 
-const ENTRYPOINT = ['/opt/llama/bin/llama-server'];
-const CMD = ['--host', '0.0.0.0', '--port', '8080'];
+const SERVER = `${LLAMA_MOUNT}/bin/llama-server`;
+/** llama-server reads these when the flag is not given: the image serves /models/model.gguf on 0.0.0.0:8080 unless told otherwise. */
+export const SERVE_ENV: Readonly<Record<string, string>> = {
+  LLAMA_ARG_HOST: '0.0.0.0',
+  LLAMA_ARG_PORT: '8080',
+  LLAMA_ARG_MODEL: `${MODELS_MOUNT}/model.gguf`,
+};
+const PATH = `${LLAMA_MOUNT}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
+
+/**
+ * An entry's mode in the images. The cache takes the write bits off what it
+ * restores, so one build, fresh or restored, differs only in them: the
+ * images ignore them, and give the owner write permission everywhere and
+ * everyone write permission on sticky directories (/tmp), so the same
+ * inputs make the same image either way.
+ */
+export function imageMode(e: TarEntry): TarEntry {
+  if (e.type === 'symlink') return e;
+  const sticky = e.type === 'dir' && (e.mode & 0o1000) !== 0;
+  return { ...e, mode: (e.mode & ~0o222) | (sticky ? 0o222 : 0o200) };
+}
+
+const normalized = async (from: string | readonly TarSource[]) => ({ entries: (await layerEntries(from)).map(imageMode) });
 
 /** A snapshot can be a layer of this image only if it unpacks under opt/rocm/ (its own paths are relative to the tree). */
 async function snapshotUsable(archive: string | undefined): Promise<boolean> {
@@ -47,40 +147,84 @@ async function snapshotUsable(archive: string | undefined): Promise<boolean> {
 }
 
 export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<RuntimeImages> {
-  const config = (title: string) => ({
-    entrypoint: ENTRYPOINT,
-    cmd: CMD,
-    env: o.env,
-    exposedPorts: ['8080/tcp'],
-    labels: runtimeLabels({ devices: o.devices, env: o.env, title, version: o.version, description: `llama.cpp runtime for ${o.target} (rocmflow)` }),
-  });
-  o.onProgress?.('minimal image');
+  const p = o.provenance;
+  const stamp = new Date(p.created * 1000).toISOString().replace('.000Z', 'Z');
+  const describe = (kind: ImageKind) => {
+    const name = imageName(o.target, kind);
+    const annotations: Record<string, string> = {
+      'org.opencontainers.image.title': name,
+      'org.opencontainers.image.description': kind === 'base'
+        ? `the ${o.target} runtime without llama.cpp (rocmflow)`
+        : `llama.cpp ${kind === 'minimal' ? 'runtime trimmed to what a traced inference needs' : 'runtime, untrimmed'} for ${o.target} (rocmflow)`,
+      'org.opencontainers.image.version': p.version,
+      'org.opencontainers.image.created': stamp,
+      ...(p.revision ? { 'org.opencontainers.image.revision': p.revision } : {}),
+      ...(p.source ? { 'org.opencontainers.image.source': p.source } : {}),
+      'org.rocmflow.target': o.target,
+      'org.rocmflow.image': kind,
+      'org.rocmflow.version': o.rocmflowVersion,
+    };
+    const labels = { ...runtimeLabels({ devices: o.devices, env: o.env }), ...annotations };
+    const env = { ...o.env, PATH: o.env.PATH ? `${LLAMA_MOUNT}/bin:${o.env.PATH}` : PATH };
+    const config = kind === 'base'
+      ? { env: o.env, labels }
+      : { entrypoint: [SERVER], env: { ...env, ...SERVE_ENV }, exposedPorts: ['8080/tcp'], labels };
+    return { name, annotations, config, ref: name, created: p.created, signal: o.signal };
+  };
+  let bar: { label: string; handle: ProgressHandle } | null = null;
+  const progress = (image: string) => (step: string, done?: number, total?: number) => {
+    const label = `${image} image: ${step}`;
+    if (bar?.label !== label) {
+      bar?.handle.done();
+      bar = o.progress ? { label, handle: o.progress.start(label, { unit: 'bytes', total }) } : null;
+    }
+    if (done !== undefined) bar?.handle.update(done, total);
+  };
+
   const minimal = await writeOciImage({
-    layers: [{ from: o.rootfs, comment: `rocmflow trim-runtime (${o.target}, trimmed root)` }],
-    config: config(`rocmflow-${o.target}-minimal`),
-    ref: `${o.target}-minimal`,
+    ...describe('minimal'),
+    layers: [{ from: await normalized(o.rootfs), comment: `rocmflow trim-runtime (${o.target}, trimmed root)` }],
     ociArchive: join(o.outDir, 'minimal.oci.tar'),
     dockerArchive: join(o.outDir, 'minimal.docker.tar'),
-    repoTag: `rocmflow/llama-${o.target}:minimal`,
-    signal: o.signal,
+    repoTag: imageName(o.target, 'minimal'),
+    onProgress: progress('minimal'),
   });
 
-  o.onProgress?.('full image');
   const reusedSnapshot = await snapshotUsable(o.rocmSnapshot);
-  const rocm = o.full.filter((e) => e.path === 'opt/rocm' || e.path.startsWith('opt/rocm/'));
-  const llama = o.full.filter((e) => e.path === 'opt/llama' || e.path.startsWith('opt/llama/'));
+  const under = (mount: string) => (e: TarSource) => e.path === mount.slice(1) || e.path.startsWith(`${mount.slice(1)}/`);
+  const rocm = o.full.filter(under(ROCM_MOUNT));
+  const llama = o.full.filter(under(LLAMA_MOUNT));
   const system = o.full.filter((e) => !rocm.includes(e) && !llama.includes(e));
-  const layers: OciLayerInput[] = [];
-  if (system.length) layers.push({ from: system, comment: 'host system library directories' });
-  if (reusedSnapshot) layers.push({ blob: o.rocmSnapshot!, comment: 'rocmflow snapshot-rocm' });
-  else if (rocm.length) layers.push({ from: rocm, comment: 'GPU runtime tree' });
-  layers.push({ from: llama, comment: 'llama.cpp install' });
-  const full = await writeOciImage({
-    layers,
-    config: config(`rocmflow-${o.target}-full`),
-    ref: `${o.target}-full`,
-    ociArchive: join(o.outDir, 'full.oci.tar'),
-    signal: o.signal,
-  });
-  return { minimal, full, reusedSnapshot };
+  const lower: OciLayerInput[] = [];
+  if (system.length) lower.push({ from: await normalized(system), comment: 'host system library directories' });
+  if (reusedSnapshot) lower.push({ blob: o.rocmSnapshot!, comment: 'rocmflow snapshot-rocm' });
+  else if (rocm.length) lower.push({ from: await normalized(rocm), comment: 'GPU runtime tree' });
+  // the full image's layout is kept until the base image has linked its lower layers
+  const layout = await mkdtemp(join(o.workDir ?? tmpdir(), 'full-layout-'));
+  try {
+    const full = await writeOciImage({
+      ...describe('full'),
+      layers: [...lower, { from: await normalized(llama), comment: 'llama.cpp install' }],
+      ociDir: join(layout, 'oci'),
+      ociArchive: join(o.outDir, 'full.oci.tar'),
+      onProgress: progress('full'),
+    });
+    const shared = full.layers.slice(0, lower.length);
+    const base = await writeOciImage({
+      ...describe('base'),
+      // an image needs a layer: a target with neither system libraries nor a GPU runtime gets an empty one
+      layers: shared.length ? shared.map((layer, i) => ({ layer, comment: lower[i]!.comment })) : [{ from: [], comment: 'empty' }],
+      ociArchive: join(o.outDir, 'base.oci.tar'),
+      onProgress: progress('base'),
+    });
+    (bar as { handle: ProgressHandle } | null)?.handle.done();
+    return {
+      minimal: { ...minimal, name: imageName(o.target, 'minimal') },
+      full: { ...full, ociDir: undefined, name: imageName(o.target, 'full') },
+      base: { ...base, name: imageName(o.target, 'base') },
+      reusedSnapshot,
+    };
+  } finally {
+    await rm(layout, { recursive: true, force: true });
+  }
 }

@@ -31,6 +31,8 @@ export interface WorkloadVerifyOptions {
   workDir: string;
   signal?: AbortSignal;
   log?(line: string): void;
+  /** Steps of the verifying run done (server up, each request, the CLI) and their number. */
+  onStep?(done: number, total: number): void;
 }
 
 export interface WorkloadVerifyResult {
@@ -53,7 +55,7 @@ export async function verifyWorkload(o: WorkloadVerifyOptions): Promise<Workload
   let result: WorkloadResult | null = null;
   let error: string | null = null;
   try {
-    result = await runWorkload({ spec: o.spec, paths: o.paths, runner, gpu: o.gpu, signal: o.signal, log: o.log });
+    result = await runWorkload({ spec: o.spec, paths: o.paths, runner, gpu: o.gpu, signal: o.signal, log: o.log, onStep: o.onStep });
   } catch (e) {
     o.signal?.throwIfAborted();
     const details = (e as { details?: readonly string[] }).details ?? [];

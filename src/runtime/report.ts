@@ -34,6 +34,27 @@ export interface ReportJson {
   byCategory: ReportRow[];
   /** The largest files kept. */
   largest: { path: string; bytes: number; reason: string }[];
+  /** Category → directory → file, full and trimmed bytes: what a treemap draws (see SizeNode). */
+  tree: SizeNode;
+}
+
+/**
+ * A node of the size tree: bytes in the full runtime and in the trimmed
+ * root (a stripped file is smaller there; a dropped one is 0). Leaves are
+ * files, with why each kept one is there. Dropped files too small to draw
+ * (under 1/5000 of the full runtime) and those past the largest few hundred
+ * of a directory are folded into one leaf per directory (`files` > 1), which
+ * bounds the size for runtimes of tens of thousands of files.
+ */
+export interface SizeNode {
+  name: string;
+  full: number;
+  trimmed: number;
+  /** Files under this node. */
+  files: number;
+  /** For a kept file: why it is in the trimmed root. */
+  reason?: string;
+  children?: SizeNode[];
 }
 
 export interface TrimReportOptions {
@@ -44,6 +65,8 @@ export interface TrimReportOptions {
   categorize?: (path: string) => string;
   /** How many largest files to list. @default 15 */
   largest?: number;
+  /** Per directory, at most how many dropped files the size tree lists one by one. @default 200 */
+  treeFilesPerDir?: number;
 }
 
 /** Build the report from the full file list and the trimmed root's manifest. */
@@ -70,8 +93,42 @@ export function trimReport(opts: TrimReportOptions): { json: ReportJson; markdow
     byReason: [...byReason].map(([reason, t]) => ({ reason, ...t })).sort((a, b) => b.bytes - a.bytes),
     byCategory: rows(cat),
     largest: [...kept].sort((a, b) => b.size - a.size || (a.path < b.path ? -1 : 1)).slice(0, opts.largest ?? 15).map((e) => ({ path: e.path, bytes: e.size, reason: e.reason })),
+    tree: sizeTree(full, kept, cat, opts.treeFilesPerDir ?? 200),
   };
   return { json, markdown: markdown(json) };
+}
+
+/** The category → directory → file tree of both runtimes, largest first. */
+function sizeTree(full: { path: string; size: number }[], kept: { path: string; size: number; reason: string }[], cat: (p: string) => string, perDir: number): SizeNode {
+  const files = new Map<string, SizeNode>();
+  for (const f of full) files.set(f.path, { name: f.path, full: f.size, trimmed: 0, files: 1 });
+  for (const f of kept) {
+    const n = files.get(f.path) ?? (files.set(f.path, { name: f.path, full: 0, trimmed: 0, files: 1 }), files.get(f.path)!);
+    n.trimmed = f.size;
+    n.reason = f.reason;
+  }
+  const small = full.reduce((t, f) => t + f.size, 0) / 5000;
+  const order = (a: SizeNode, b: SizeNode) => Math.max(b.full, b.trimmed) - Math.max(a.full, a.trimmed) || (a.name < b.name ? -1 : 1);
+  const groups = new Map<string, Map<string, SizeNode[]>>();
+  for (const n of files.values()) {
+    const c = cat(n.name);
+    const dirs = groups.get(c) ?? (groups.set(c, new Map()), groups.get(c)!);
+    const d = posix.dirname(n.name);
+    (dirs.get(d) ?? (dirs.set(d, []), dirs.get(d)!)).push(n);
+  }
+  const sum = (name: string, children: SizeNode[]): SizeNode => ({
+    name, children, full: children.reduce((t, c) => t + c.full, 0), trimmed: children.reduce((t, c) => t + c.trimmed, 0), files: children.reduce((t, c) => t + c.files, 0),
+  });
+  const categories = [...groups].map(([c, dirs]) =>
+    sum(c, [...dirs].map(([d, leaves]) => {
+      leaves.sort(order);
+      const listed = leaves.filter((l, i) => l.trimmed > 0 || (i < perDir && l.full >= small));
+      const folded = leaves.filter((l) => !listed.includes(l));
+      if (folded.length) listed.push({ name: `${folded.length} smaller files`, full: folded.reduce((t, l) => t + l.full, 0), trimmed: 0, files: folded.length });
+      return sum(d, listed);
+    }).sort(order)),
+  ).sort(order);
+  return sum('/', categories);
 }
 
 function add(t: Tally, size: number): Tally {

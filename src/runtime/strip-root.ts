@@ -33,12 +33,17 @@ function strip(file: string): Promise<void> {
 }
 
 /** Strip in place and return the updated manifest (also written to `manifestPath`); bytes saved in `saved`. */
-export async function stripRoot(rootfs: string, manifest: RootManifest, manifestPath: string): Promise<{ manifest: RootManifest; saved: number; stripped: number }> {
+export async function stripRoot(
+  rootfs: string, manifest: RootManifest, manifestPath: string, opts: { onProgress?(bytesDone: number, bytesTotal: number): void } = {},
+): Promise<{ manifest: RootManifest; saved: number; stripped: number }> {
   const linked = new Set(manifest.entries.flatMap((e) => (e.hardlinkOf ? [e.path, e.hardlinkOf] : [])));
   let saved = 0;
   let stripped = 0;
   const entries = [];
+  const total = manifest.entries.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
+  let done = 0;
   for (const e of manifest.entries) {
+    if (e.type === 'file') opts.onProgress?.((done += e.size), total);
     if (e.type !== 'file' || e.reason === 'interpreter' || linked.has(e.path)) {
       entries.push(e);
       continue;

@@ -143,3 +143,18 @@ describe('reliability', () => {
     }
   });
 });
+
+describe('a long run', () => {
+  it('leaves no abort listeners behind: twelve tasks in one run print no MaxListenersExceededWarning', () => {
+    const names = Array.from({ length: 12 }, (_, i) => `t${i}`);
+    const ws = workspace({
+      tasks: `export default { tasks: [${names.map((n, i) => `
+        defineTask({ name: '${n}', ${i ? `deps: ['t${i - 1}'], ` : ''}outputs: ['o'], async run(ctx) { await ctx.$\`echo ${n} > o\`; } }),`).join('')}
+      ]};`,
+    });
+    const r = rocmflow(ws, ['run', 't11', '--json']);
+    expect(r.code).toBe(0);
+    expect(Object.values(states(r))).toEqual(names.map(() => 'ran'));
+    expect(r.stderr).not.toMatch(/MaxListenersExceededWarning/);
+  });
+});

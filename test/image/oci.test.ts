@@ -123,7 +123,9 @@ describe('OCI images', () => {
 
   it('refuses bad input with clear errors', async () => {
     const out = join(d, 'bad');
-    await expect(writeOciImage(image('zstd', out, { ref: 'no:colons' }))).rejects.toMatchObject({ code: 'E_BAD_REF' });
+    // a ref may be a whole reference (localhost/rocmflow/llama-cpu:minimal), but not any string
+    await expect(writeOciImage(image('zstd', out, { ref: 'no spaces' }))).rejects.toMatchObject({ code: 'E_BAD_REF' });
+    await expect(writeOciImage(image('zstd', out, { ref: '-leading-dash' }))).rejects.toMatchObject({ code: 'E_BAD_REF' });
     await expect(writeOciImage(image('zstd', out, { repoTag: 'Upper/Case' }))).rejects.toMatchObject({ code: 'E_BAD_REF' });
     await expect(writeOciImage(image('zstd', out, { layers: [{ blob: snap.archive, diffId: `sha256:${'0'.repeat(64)}` }] }))).rejects.toMatchObject({
       code: 'E_LAYER_MISMATCH',

@@ -29,6 +29,7 @@ describe('bundle source', () => {
     expect(r.params).toMatchObject({ kind: 'bundle', commit: bundleHead });
     const p = await prepareSource({ bundle }, { cacheDir, dest });
     expect(p.commit).toBe(bundleHead);
+    expect(p.commitTime).toBe(Number(git(dest, 'show', '-s', '--format=%ct', bundleHead)));
     expect(git(dest, 'rev-parse', 'HEAD')).toBe(bundleHead);
     expect(statSync(join(dest, 'CMakeLists.txt')).isFile()).toBe(true);
     expect(p.describe.length).toBeGreaterThan(0);
@@ -51,7 +52,8 @@ describe('git source', () => {
     git(repo, 'init', '-q', '-b', 'main');
     writeFileSync(join(repo, 'CMakeLists.txt'), 'project(v1)\n');
     git(repo, 'add', '.');
-    git(repo, 'commit', '-q', '-m', 'one');
+    // a known committer time: the images' `created` comes from it
+    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.org', 'commit', '-q', '-m', 'one'], { cwd: repo, env: { ...process.env, GIT_COMMITTER_DATE: '2024-05-06T07:08:09Z' } });
     git(repo, 'tag', '-a', 'v1', '-m', 'v1');
     first = git(repo, 'rev-parse', 'HEAD');
     writeFileSync(join(repo, 'CMakeLists.txt'), 'project(v2)\n');
@@ -66,6 +68,7 @@ describe('git source', () => {
     const dest = join(tmp('src'), 'x');
     const p = await prepareSource({ git: url, ref: 'v1' }, { cacheDir: tmp('c'), dest });
     expect(p.commit).toBe(first);
+    expect(p.commitTime).toBe(Date.parse('2024-05-06T07:08:09Z') / 1000);
     expect(readFileSync(join(dest, 'CMakeLists.txt'), 'utf8')).toBe('project(v1)\n');
     expect(git(dest, 'rev-parse', '--is-shallow-repository')).toBe('true');
   });

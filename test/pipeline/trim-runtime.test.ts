@@ -1,7 +1,8 @@
 /**
  * The acceptance test of the main job, on the CPU: `rocmflow run
  * trim-runtime --target cpu` with the project's own config (in a temp
- * workspace that only moves the state and the cache): llama.cpp built from
+ * workspace that only moves the state; the cache is the one the pipeline
+ * tests share, see test/helpers/cpu-pipeline.ts): llama.cpp built from
  * node-llama-cpp's bundle, llama-server and the CLI traced on the generated
  * tiny model, trimmed, verified with identical text, written as OCI images
  * that skopeo and umoci accept. Then: a second run is all fresh, and one
@@ -16,12 +17,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, rocmflowAsync, states, type CliResult } from '../helpers/cli.js';
+import { SHARED_CACHE } from '../helpers/cpu-pipeline.js';
 
 const ws = mkdtempSync(join(tmpdir(), 'rocmflow-e2e-'));
 const out = (task: string) => join(ws, 'state', 'out', 'cpu', task);
 const env = {
-  // every download (llama.cpp bundle, vocab) lands in the temp cache
-  ROCMFLOW_CACHE_DIR: join(ws, 'cache'),
+  // the cache the other pipeline tests share (test/helpers/cpu-pipeline.ts): one llama.cpp build for all of them
+  ROCMFLOW_CACHE_DIR: SHARED_CACHE,
 };
 
 function writeConfig(extraFlags: string[]): void {
@@ -96,7 +98,7 @@ describe('rocmflow run trim-runtime --target cpu', () => {
     const images = join(out('trim-runtime'), 'images');
     const oci = JSON.parse(sh('skopeo', ['inspect', '--config', `oci-archive:${join(images, 'minimal.oci.tar')}`]));
     expect(oci.config.Entrypoint).toEqual(['/opt/llama/bin/llama-server']);
-    expect(oci.config.Labels['org.opencontainers.image.title']).toBe('rocmflow-cpu-minimal');
+    expect(oci.config.Labels['org.opencontainers.image.title']).toBe('localhost/rocmflow/llama-cpu:minimal');
     const docker = JSON.parse(sh('skopeo', ['inspect', `docker-archive:${join(images, 'minimal.docker.tar')}`]));
     expect(docker.Layers).toHaveLength(1);
     const full = JSON.parse(sh('skopeo', ['inspect', `oci-archive:${join(images, 'full.oci.tar')}`]));

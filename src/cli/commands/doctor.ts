@@ -38,10 +38,10 @@ const TOOLS: ToolCheck[] = [
   { name: 'zstd', version: ['zstd', '--version'], install: 'apt install zstd (dnf install zstd)', required: true, why: 'compresses snapshots and images' },
   { name: 'ccache', version: ['ccache', '--version'], install: 'apt install ccache', required: false, why: 'makes rebuilds fast' },
   { name: 'ninja', version: ['ninja', '--version'], install: 'apt install ninja-build', required: false, why: 'faster builds with exact progress' },
-  { name: 'skopeo', version: ['skopeo', '--version'], install: 'apt install skopeo', required: false, why: 'copies images between registries and archives' },
+  { name: 'skopeo', version: ['skopeo', '--version'], install: 'apt install skopeo', required: false, why: 'pushes the images to a registry (rocmflow push)' },
   { name: 'umoci', version: ['umoci', '--version'], install: 'apt install umoci', required: false, why: 'unpacks OCI images' },
-  { name: 'podman', version: ['podman', '--version'], install: 'apt install podman', required: false, why: 'runs the image' },
-  { name: 'docker', version: ['docker', '--version'], install: 'see docs.docker.com/engine/install', required: false, why: 'runs the image' },
+  { name: 'podman', version: ['podman', '--version'], install: 'apt install podman runc', required: false, why: 'runs the image (rocmflow exec)' },
+  { name: 'docker', version: ['docker', '--version'], install: 'apt install docker.io (or see docs.docker.com/engine/install)', required: false, why: 'runs the image when its daemon answers (rocmflow exec)' },
   { name: 'nvidia-smi', version: ['nvidia-smi', '--version'], install: 'install the NVIDIA driver', required: false, why: 'detects NVIDIA GPUs' },
   { name: 'hipcc', version: ['hipcc', '--version'], install: 'not needed: fetch-rocm brings ROCm\'s compiler', required: false, why: 'HIP compiler of a system ROCm' },
 ];

@@ -1,0 +1,92 @@
+/**
+ * writeRuntimeImages on small real trees: the same inputs give the same
+ * digests whether the trees came fresh from a build or restored from the
+ * cache (which takes write bits off); /tmp stays world-writable; the base
+ * image is the full one without llama.cpp and shares its layers; names and
+ * annotations follow the provenance.
+ */
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { imageMode, imageProvenance, writeRuntimeImages } from '../../src/pipeline/images.js';
+import { tempDir } from '../image/fixtures.js';
+
+function trees(dir: string) {
+  const rootfs = join(dir, 'rootfs');
+  const llama = join(dir, 'llama');
+  for (const d of ['opt/llama/bin', 'tmp', 'usr/lib']) mkdirSync(join(rootfs, d), { recursive: true });
+  mkdirSync(join(llama, 'bin'), { recursive: true });
+  for (const base of [join(rootfs, 'opt/llama'), llama]) {
+    writeFileSync(join(base, 'bin/llama-server'), '#!/bin/sh\necho server\n');
+    chmodSync(join(base, 'bin/llama-server'), 0o755);
+    writeFileSync(join(base, 'bin/libllama.so'), Buffer.alloc(4096, 7));
+    chmodSync(join(base, 'bin/libllama.so'), 0o644);
+  }
+  chmodSync(join(rootfs, 'tmp'), 0o1777);
+  writeFileSync(join(rootfs, 'usr/lib/libc.so.6'), Buffer.alloc(2048, 3));
+  const lib = join(dir, 'libc.so.6');
+  writeFileSync(lib, Buffer.alloc(2048, 3));
+  return {
+    rootfs,
+    full: [
+      { path: 'usr/lib/libc.so.6', source: lib },
+      { path: 'opt/llama/bin/llama-server', source: join(llama, 'bin/llama-server') },
+      { path: 'opt/llama/bin/libllama.so', source: join(llama, 'bin/libllama.so') },
+    ],
+    /** What restoring from the cache does to the files. */
+    readOnly() {
+      for (const f of [join(rootfs, 'opt/llama/bin/llama-server'), join(llama, 'bin/llama-server')]) chmodSync(f, 0o555);
+      for (const f of [join(rootfs, 'opt/llama/bin/libllama.so'), join(llama, 'bin/libllama.so'), join(rootfs, 'usr/lib/libc.so.6'), lib]) chmodSync(f, 0o444);
+    },
+  };
+}
+
+const provenance = imageProvenance({
+  build: { commit: 'de3ff815ea7d559ee917f063901b8986f038abc6', commitTime: 1_700_000_000, describe: 'b7000', source: { kind: 'git', url: 'https://github.com/ggml-org/llama.cpp' } },
+  runtime: { version: '7.13.0a20260430' },
+  family: 'rocm',
+  env: {},
+});
+
+describe('writeRuntimeImages', () => {
+  it('names the version after llama.cpp and the GPU runtime, and takes created from SOURCE_DATE_EPOCH first', () => {
+    expect(provenance).toEqual({ revision: 'de3ff815ea7d559ee917f063901b8986f038abc6', source: 'https://github.com/ggml-org/llama.cpp', version: 'b7000-rocm7.13.0a20260430', created: 1_700_000_000 });
+    const build = { commit: null, commitTime: null, describe: 'local tree', source: { kind: 'path', path: '/src/llama.cpp' } };
+    expect(imageProvenance({ build, family: 'cpu', env: { SOURCE_DATE_EPOCH: '1234' } })).toEqual({ revision: null, source: null, version: 'local', created: 1234 });
+    expect(() => imageProvenance({ build, family: 'cpu', env: { SOURCE_DATE_EPOCH: 'yesterday' } })).toThrow(/SOURCE_DATE_EPOCH/);
+  });
+
+  it('ignores write bits (a cache restore takes them off) but keeps /tmp world-writable', () => {
+    expect(imageMode({ path: 'a', type: 'file', mode: 0o444, size: 1 }).mode).toBe(0o644);
+    expect(imageMode({ path: 'a', type: 'file', mode: 0o775, size: 1 }).mode).toBe(0o755);
+    expect(imageMode({ path: 'tmp', type: 'dir', mode: 0o1777, size: 0 }).mode).toBe(0o1777);
+    expect(imageMode({ path: 'tmp', type: 'dir', mode: 0o1555, size: 0 }).mode).toBe(0o1777);
+  });
+
+  it('gives the same images for a fresh and a restored tree; the base is the full image without llama.cpp', async () => {
+    const dir = tempDir();
+    const t = trees(dir);
+    const write = (out: string) => {
+      mkdirSync(join(dir, out));
+      return writeRuntimeImages({ rootfs: t.rootfs, full: t.full, outDir: join(dir, out), target: 'gfx1151', env: { HIP_VISIBLE_DEVICES: '0' }, devices: ['/dev/kfd'], provenance, rocmflowVersion: '0.1.0', workDir: dir });
+    };
+    const fresh = await write('a');
+    t.readOnly();
+    const restored = await write('b');
+    for (const k of ['minimal', 'full', 'base'] as const) expect(restored[k].manifestDigest).toBe(fresh[k].manifestDigest);
+    expect(fresh.minimal.name).toBe('localhost/rocmflow/llama-gfx1151:minimal');
+    expect(fresh.base.layers.map((l) => l.digest)).toEqual(fresh.full.layers.slice(0, -1).map((l) => l.digest));
+    // /tmp in the minimal image: drwxrwxrwt
+    const listing = execFileSync('sh', ['-c', `tar -xOf ${join(dir, 'a/minimal.oci.tar')} blobs/sha256/${fresh.minimal.layers[0]!.digest.slice(7)} | zstd -dc | tar -tvf -`], { encoding: 'utf8' });
+    expect(listing).toMatch(/^drwxrwxrwt .* tmp\/$/m);
+    expect(listing).toMatch(/^-rwxr-xr-x .* opt\/llama\/bin\/llama-server$/m);
+    const index = JSON.parse(execFileSync('tar', ['-xOf', join(dir, 'a/full.oci.tar'), 'index.json'], { encoding: 'utf8' }));
+    expect(index.manifests[0].annotations).toMatchObject({
+      'org.opencontainers.image.ref.name': 'localhost/rocmflow/llama-gfx1151:full',
+      'org.opencontainers.image.version': 'b7000-rocm7.13.0a20260430',
+      'org.opencontainers.image.created': '2023-11-14T22:13:20Z',
+      'org.rocmflow.target': 'gfx1151',
+    });
+  });
+});
