@@ -21,6 +21,7 @@ import { DEFAULT_WORKLOAD, pickCli, runWorkload, textsOf, type WorkloadSpec } fr
 import { pipelineRuntime, LLAMA_MOUNT, MODELS_MOUNT, ROCM_MOUNT } from '../src/pipeline/runtime.js';
 import { startVramSampler, type VramSample, type VramSource } from '../src/gpu/vram.js';
 import { parseTraceFiles } from '../src/trace/parse.js';
+import { compareNumerics, numericsError, numericsFromDeps, NUMERICS_MOUNT, type NumericsResult } from '../src/pipeline/numerics.js';
 
 /** `tasks.strace-trace` options. */
 export interface StraceTraceOptions {
@@ -70,7 +71,7 @@ function vramSource(family: string, d: Detection): VramSource | null {
 const straceTrace = defineTask<StraceTraceOptions>({
   name: 'strace-trace',
   description: 'Trace llama-server and the CLI on the model inside the full runtime (strace): access set, texts, timings, peak GPU memory',
-  deps: ['detect-target', 'build-llama', 'fetch-rocm', 'model'],
+  deps: ['detect-target', 'build-llama', 'fetch-rocm', 'model', 'numerics-reference'],
   options,
   // whole folders: the engine may hash a compiled mirror of the sources, where file names differ
   inputs(ctx) {
@@ -94,8 +95,11 @@ const straceTrace = defineTask<StraceTraceOptions>({
     const cli = pickCli(join(rt.llamaDir, 'bin'));
     const traceDir = join(ctx.outDir, 'trace');
     await mkdir(traceDir, { recursive: true });
+    const numerics = await numericsFromDeps(ctx.deps);
     const runner = await sandboxRunner({
-      layout: rt.layout, binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }], devices: def.devices, env, traceDir, signal: ctx.signal,
+      layout: rt.layout,
+      binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }, ...(numerics ? [{ source: numerics.dir, dest: NUMERICS_MOUNT }] : [])],
+      devices: def.devices, env, traceDir, signal: ctx.signal,
     });
 
     const src = vramSource(def.family, detection);
@@ -119,6 +123,18 @@ const straceTrace = defineTask<StraceTraceOptions>({
     }
     bar.done();
 
+    // the numeric check, traced too: the trimmed root then holds llama-perplexity and what it loads
+    let numericsResult: NumericsResult | null = null;
+    if (numerics) {
+      const nbar = ctx.progress.start('numerics: llama-perplexity against the CPU reference', { unit: 'steps' });
+      try {
+        numericsResult = await compareNumerics({ runner, binDir: rt.binDir, model: `${MODELS_MOUNT}/model.gguf`, reference: numerics.reference, gpu, where: 'full runtime' });
+      } finally {
+        nbar.done();
+      }
+      ctx.log.info(numericsResult.line);
+    }
+
     const trace = await parseTraceFiles(runner.logs, { cwd: '/' });
     for (const w of trace.warnings.slice(0, 20)) ctx.log.warn(`trace: ${w}`);
     await writeFile(join(ctx.outDir, 'access.json'), JSON.stringify(trace.access, null, 2) + '\n');
@@ -137,7 +153,7 @@ const straceTrace = defineTask<StraceTraceOptions>({
       layout: {
         base: ctx.options.baseRoot ? 'baseRoot' : '/',
         layers: rt.layout.layers.map((l) => l.mount),
-        binds: [MODELS_MOUNT],
+        binds: [MODELS_MOUNT, ...(numerics ? [NUMERICS_MOUNT] : [])],
         llama: LLAMA_MOUNT,
       },
       spec,
@@ -145,9 +161,12 @@ const straceTrace = defineTask<StraceTraceOptions>({
       texts: textsOf(result),
       result,
       peakVram: vram,
+      numerics: numericsResult,
       trace: { logs: logs.map((l) => `trace/${l}`), files: trace.access.files.length, executables: trace.access.executables, missing: trace.access.missing.length },
     };
     await writeFile(join(ctx.outDir, 'workload.json'), JSON.stringify(record, null, 2) + '\n');
+
+    if (numericsResult && !numericsResult.ok) throw numericsError(numericsResult);
 
     const gen = result.requests.map((r) => r.timings?.predictedPerSecond ?? 0);
     const speed = gen.length ? (gen.reduce((a, b) => a + b, 0) / gen.length).toFixed(1) : '?';
@@ -155,6 +174,7 @@ const straceTrace = defineTask<StraceTraceOptions>({
       summary: [
         `traced llama-server (${result.requests.length} requests, loaded in ${result.server.loadMs} ms, ${speed} tokens/s generated) and ${cli} in ${runner.method}: ` +
           `${trace.access.files.length} files, ${trace.access.executables.length} executables (${(bytes / 1024).toFixed(0)} KiB of zstd logs)`,
+        ...(numericsResult ? [numericsResult.line] : []),
         ...(vram?.available ? [`peak GPU memory ${(vram.peakUsedBytes / 2 ** 20).toFixed(0)} MiB (baseline ${(vram.baselineUsedBytes / 2 ** 20).toFixed(0)} MiB)`] : []),
       ],
     };

@@ -18,6 +18,8 @@ import { trimReport } from '../src/runtime/report.js';
 import { pipelineRuntime, MODELS_MOUNT } from '../src/pipeline/runtime.js';
 import { fullRuntime, pipelineCategory } from '../src/pipeline/full-runtime.js';
 import { verifyWorkload } from '../src/pipeline/verify.js';
+import { sandboxRunner } from '../src/pipeline/workload-runner.js';
+import { compareNumerics, numericsError, numericsFromDeps, NUMERICS_MOUNT, type NumericsResult } from '../src/pipeline/numerics.js';
 import { stripRoot } from '../src/runtime/strip-root.js';
 import { STRACE_KIT_DIR } from '../src/runtime/strace-kit.js';
 import { imageProvenance, writeRuntimeImages } from '../src/pipeline/images.js';
@@ -37,6 +39,7 @@ interface TraceRecord {
   cli: string;
   texts: Record<string, string>;
   result?: WorkloadResult;
+  numerics?: NumericsResult | null;
 }
 
 /** Generation and prompt speed of a workload run: the mean over the server requests, and the CLI's own. */
@@ -73,7 +76,7 @@ export interface TrimRuntimeOptions {
 export default defineTask<TrimRuntimeOptions>({
   name: 'trim-runtime',
   description: 'Trim the full runtime to what the trace needs, verify it with the same workload, write the minimal and full OCI images and the report',
-  deps: ['strace-trace', 'build-llama', 'fetch-rocm', 'model', 'snapshot-rocm'],
+  deps: ['strace-trace', 'build-llama', 'fetch-rocm', 'model', 'snapshot-rocm', 'numerics-reference'],
   options: s.object({ strip: s.optional(s.boolean()) }),
   inputs(ctx) {
     const baseRoot = (ctx.config.tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot ?? null;
@@ -102,7 +105,7 @@ export default defineTask<TrimRuntimeOptions>({
     // 1. closure and assembly
     const closure = await computeClosure({
       layout: rt.layout, access,
-      mounted: [`${MODELS_MOUNT}/**`],
+      mounted: [`${MODELS_MOUNT}/**`, `${NUMERICS_MOUNT}/**`],
       exclude: [`${STRACE_KIT_DIR}/**`, `${traceOut}/**`, '/tmp/**'],
       keep: def.keep, drop: def.drop, hostProvided: def.hostProvided,
       // resolve DT_NEEDED the way the traced run's loader did (the target may set LD_LIBRARY_PATH)
@@ -148,6 +151,24 @@ export default defineTask<TrimRuntimeOptions>({
       });
     }
     const requests = traced.spec.requests.length;
+
+    // the numeric check again, in the trimmed root: the minimal image against the CPU, not only against the full runtime
+    const numerics = await numericsFromDeps(ctx.deps);
+    let trimmedNumerics: NumericsResult | null = null;
+    if (numerics) {
+      const nbar = ctx.progress.start('numerics in the trimmed root', { unit: 'steps' });
+      const runner = await sandboxRunner({
+        root: rootfs,
+        binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }, { source: numerics.dir, dest: NUMERICS_MOUNT }, ...closure.hostProvided.map((p) => ({ source: hostPath(rt.layout, p), dest: p }))],
+        devices: def.devices, env: traced.env, signal: ctx.signal,
+      });
+      try {
+        trimmedNumerics = await compareNumerics({ runner, binDir: rt.binDir, model: `${MODELS_MOUNT}/model.gguf`, reference: numerics.reference, gpu: traced.gpu, where: 'trimmed root' });
+      } finally {
+        nbar.done();
+      }
+      if (!trimmedNumerics.ok) throw numericsError(trimmedNumerics);
+    }
     mark('verification');
 
     // 3. images
@@ -178,6 +199,7 @@ export default defineTask<TrimRuntimeOptions>({
       hostProvided: closure.hostProvided,
       fullDefinition: { layers: rt.layout.layers.map((l) => l.mount), libraryDirs: full.libraryDirs },
       verify: { ok: true, method: verify.method, requests, cli: traced.cli, texts: verify.texts, speed: { full: speedOf(traced.result), trimmed: speedOf(verify.result) } },
+      numerics: numerics ? { reference: numerics.reference, full: traced.numerics ?? null, trimmed: trimmedNumerics } : null,
       images: imageSizes,
       reusedRocmSnapshot: written.reusedSnapshot,
       model: { bytes: model.size, sha256: model.sha256 },
@@ -191,6 +213,12 @@ export default defineTask<TrimRuntimeOptions>({
       '## Host-provided (not bundled)', '', ...(closure.hostProvided.length ? closure.hostProvided.map((p) => `- \`${p}\``) : ['none']), '',
       '## Verification', '',
       `${requests} server requests and one ${traced.cli} run gave the same text in the trimmed root as in the traced full runtime (${verify.method}).`, '',
+      ...(numerics && trimmedNumerics ? [
+        '### Numbers against a CPU reference', '',
+        `\`llama-perplexity --kl-divergence\` on a ${numerics.reference.spec.chunks}×${numerics.reference.spec.ctxSize}-token text against a CPU build of the same llama.cpp (${numerics.reference.weightType ?? 'unknown'} weights, ${numerics.reference.group} limits: mean KLD ≤ ${numerics.reference.thresholds.meanKld}, max KLD ≤ ${numerics.reference.thresholds.maxKld}, same top token ≥ ${(numerics.reference.thresholds.minSameTop * 100).toFixed(0)}%; reference PPL ${numerics.reference.ppl}):`, '',
+        '| where | mean KLD | max KLD | same top token | PPL | within limits |', '|---|---|---|---|---|---|',
+        ...[traced.numerics, trimmedNumerics].filter((r): r is NumericsResult => !!r).map((r) => `| ${r.where} | ${r.meanKld} | ${r.maxKld} | ${(r.sameTop * 100).toFixed(2)}% | ${r.ppl ?? '?'} | ${r.ok ? 'yes' : r.failures.join('; ')} |`), '',
+      ] : ['Numeric check: disabled.', '']),
       '## Images', '',
       `- minimal: ${humanBytes(imageSizes.minimal.uncompressed)} uncompressed, ${humanBytes(imageSizes.minimal.compressed)} zstd (${imageSizes.minimal.digest})`,
       `- full: ${humanBytes(imageSizes.full.uncompressed)} uncompressed, ${humanBytes(imageSizes.full.compressed)} zstd (${imageSizes.full.digest})`,
@@ -209,6 +237,7 @@ export default defineTask<TrimRuntimeOptions>({
       llama: await readJsonIf(join(ctx.deps['build-llama']!.outDir, 'build-info.json')),
       model: await readJsonIf(join(ctx.deps.model!.outDir, 'model.json')),
       workload: { spec: traced.spec, cli: traced.cli, texts: traced.texts },
+      numerics: numerics ? { reference: numerics.reference, full: traced.numerics ?? null, trimmed: trimmedNumerics } : null,
       tools,
       images: imageSizes,
       rootfs: { files: manifest.files, bytes: manifest.bytes },
@@ -224,6 +253,7 @@ export default defineTask<TrimRuntimeOptions>({
         `  podman run --rm --network host -v ${rt.modelsDir}:${MODELS_MOUNT}:ro ${imageSizes.minimal.name}   (serves ${MODELS_MOUNT}/model.gguf on :8080; --entrypoint ${traced.cli} runs the CLI)`,
         `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
+        ...(trimmedNumerics ? [`${trimmedNumerics.line.replace('numerics vs', 'numerics in the trimmed root vs')}`] : []),
         ...speedLine(speedOf(traced.result), speedOf(verify.result)),
         ...(closure.hostProvided.length ? [`host-provided, not bundled: ${closure.hostProvided.join(', ')}`] : []),
         `report: ${html}`,

@@ -22,7 +22,7 @@ export interface BuildLlamaOptions {
   source: SourceSpec;
   /** Appended after the target's flags (so they win). @default [] */
   cmakeFlags: string[];
-  /** CMake build targets. @default ["llama-server", "llama-cli", "llama-completion"] */
+  /** CMake build targets. @default ["llama-server", "llama-cli", "llama-completion", "llama-perplexity"] */
   targets: string[];
   /** Parallel compile jobs. @default the machine's available parallelism */
   jobs?: number;
@@ -30,7 +30,7 @@ export interface BuildLlamaOptions {
   buildType: string;
 }
 
-export const DEFAULT_BUILD_TARGETS = ['llama-server', 'llama-cli', 'llama-completion'];
+export const DEFAULT_BUILD_TARGETS = ['llama-server', 'llama-cli', 'llama-completion', 'llama-perplexity'];
 
 const rawSchema = s.object({
   source: s.optional(sourceSpecSchema),

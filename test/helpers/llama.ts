@@ -80,17 +80,18 @@ export async function vocabFile(name = 'ggml-vocab-llama-spm.gguf'): Promise<str
 
 /**
  * A CPU-only llama.cpp build with shared libraries. Returns the build dir;
- * binaries are in `<dir>/bin` (llama-server, llama-cli, llama-completion, ...).
+ * binaries are in `<dir>/bin` (llama-server, llama-cli, llama-completion, llama-perplexity).
  */
 export async function llamaCpuBuild(): Promise<string> {
   const src = await llamaSource();
   const build = join(WORK, 'llama-cpu-build');
-  const marker = join(build, '.complete');
+  // the marker names the target set: a checkout with an older set builds the missing targets
+  const marker = join(build, '.complete-perplexity');
   await once('llama-cpu-build', marker, () => {
     const jobs = String(Math.max(1, cpus().length));
     sh('cmake', ['-S', src, '-B', build, '-DCMAKE_BUILD_TYPE=Release', '-DBUILD_SHARED_LIBS=ON', '-DLLAMA_CURL=OFF',
       '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_EXAMPLES=OFF', '-DGGML_NATIVE=OFF']);
-    sh('cmake', ['--build', build, '-j', jobs, '--target', 'llama-server', 'llama-cli', 'llama-completion']);
+    sh('cmake', ['--build', build, '-j', jobs, '--target', 'llama-server', 'llama-cli', 'llama-completion', 'llama-perplexity']);
     execFileSync('touch', [marker]);
   });
   return build;
