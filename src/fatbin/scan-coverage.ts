@@ -61,7 +61,7 @@ export function archesInName(rel: string): string[] {
   const out = new Set<string>();
   for (const m of rel.matchAll(ARCH_IN_NAME)) {
     const base = m[0].slice(0, m[0].length - m[1]!.length);
-    const feats = m[1]!.split(/[-:]/).filter(Boolean);
+    const feats = [...m[1]!.matchAll(/[-:]((?:xnack|sramecc)[+-])/g)].map((f) => f[1]!);
     out.add([base, ...feats].join(':'));
   }
   return [...out];

@@ -68,6 +68,8 @@ describe('arches in kernel-file names', () => {
   it('reads processors, generic ISAs and feature variants, and nothing from arch-neutral names', () => {
     expect(archesInName('Kernels.so-000-gfx1100.hsaco')).toEqual(['gfx1100']);
     expect(archesInName('TensileLibrary_lazy_gfx90a-xnack+.dat')).toEqual(['gfx90a:xnack+']);
+    expect(archesInName('Kernels.so-000-gfx90a-xnack-.hsaco')).toEqual(['gfx90a:xnack-']);
+    expect(archesInName('x_gfx90a:sramecc+:xnack-.co')).toEqual(['gfx90a:sramecc+:xnack-']);
     expect(archesInName('TensileLibrary_lazy_gfx11-generic.dat')).toEqual(['gfx11-generic']);
     expect(archesInName('gfx942/TensileLibrary_x.co')).toEqual(['gfx942']);
     expect(archesInName('blas_lib_gfx1151.kpack')).toEqual(['gfx1151']);
