@@ -156,6 +156,7 @@ export default defineTask<TrimRuntimeOptions>({
       bar.done();
       manifest = r.manifest;
       pruned = r.files;
+      for (const u of r.unreadable) ctx.log.warn(`not pruned: ${u}`);
       const saved = pruned.reduce((n, f) => n + f.allocatedBefore - f.allocatedAfter, 0);
       ctx.log.info(`pruned ${pruned.filter((f) => !f.skipped).length} of ${pruned.length} GPU libraries: ${humanBytes(saved)} less on disk`);
       mark('prune fat binaries');
@@ -233,7 +234,7 @@ export default defineTask<TrimRuntimeOptions>({
       '## The full runtime', '',
       `Every file of ${rt.layout.layers.map((l) => `\`${l.mount}\``).join(' and ')}, plus every file directly in the base directories the trimmed closure took libraries from (${full.libraryDirs.map((d) => `\`${d}\``).join(', ') || 'none'}): what a hand-written Dockerfile copying those directories would ship.`, '',
       `Sizes of the trimmed root: ${humanBytes(manifest.bytes)} apparent (file sizes), ${humanBytes(allocated)} allocated on disk, ${humanBytes(imageSizes.minimal.compressed)} as compressed image layers.`, '',
-      ...pruneMarkdown(pruned, pruning),
+      ...(def.family === 'cpu' ? [] : pruneMarkdown(pruned, pruning)),
       ...(arch ? coverageMarkdown(findings, arch, 'the trimmed root') : []),
       '## Host-provided (not bundled)', '', ...(closure.hostProvided.length ? closure.hostProvided.map((p) => `- \`${p}\``) : ['none']), '',
       '## Verification', '',

@@ -13,6 +13,7 @@ import { withFileSource } from './byte-source.js';
 import { covers, type CoverageKind } from './coverage.js';
 import { readElfSections } from './elf-sections.js';
 import type { FatbinFormat } from './types.js';
+import { isRocmflowError } from '../errors.js';
 
 /** One library's or kernel directory's verdict. */
 export interface CoverageFinding {
@@ -167,7 +168,14 @@ export async function scanCoverage(roots: readonly ScanRoot[], target: string, o
       findings.push({ library: d.library, directory: d.path, kind: 'kernels', arches: found, files: d.files.length, neutralFiles: neutral, coveredBy: c.by, how: c.how, missing: !c.covered });
     }
     for (const l of w.libraries) {
-      const dev = await libraryArches(l.file, opts.signal);
+      let dev;
+      try {
+        dev = await libraryArches(l.file, opts.signal);
+      } catch (err) {
+        if (!isRocmflowError(err) || err.code !== 'E_FATBIN_MALFORMED') throw err;
+        findings.push({ library: l.path, directory: null, kind: 'fatbin', arches: [], coveredBy: [], how: null, missing: false, note: `not judged: ${err.message}` });
+        continue;
+      }
       if (!dev) continue;
       const c = covers(dev.arches, target);
       const movedToKpack = dev.kpack && dev.arches.length === 0;
@@ -183,8 +191,8 @@ export async function scanCoverage(roots: readonly ScanRoot[], target: string, o
 
 /** One line for a finding that misses the target: the library, where, and what it has instead. */
 export function describeMissing(f: CoverageFinding, target: string): string {
-  const has = f.arches.length ? `it has ${f.arches.join(', ')}` : 'it has no device code at all';
-  return f.kind === 'kernels'
-    ? `${f.library}: kernel directory ${f.directory} has no files for ${target} (${has}${f.neutralFiles ? `, and ${f.neutralFiles} arch-neutral files` : ''})`
-    : `${f.library}: no ${target} code in its fat binary (${has})`;
+  if (f.kind === 'fatbin') return `${f.library}: no ${target} code in its fat binary (${f.arches.length ? `it has ${f.arches.join(', ')}` : 'it has no code objects at all'})`;
+  const neutral = f.neutralFiles ? `${f.neutralFiles} arch-neutral files` : '';
+  const has = f.arches.length ? `it has ${f.arches.join(', ')}${neutral ? `, and ${neutral}` : ''}` : neutral ? `it has only ${neutral}` : 'it is empty';
+  return `${f.library}: kernel directory ${f.directory} has no files for ${target} (${has})`;
 }

@@ -15,6 +15,7 @@ import { keepFor } from '../fatbin/coverage.js';
 import { pruneFile } from '../fatbin/prune-file.js';
 import type { FatbinFormat } from '../fatbin/types.js';
 import type { ManifestEntry, RootManifest } from './assemble.js';
+import { isRocmflowError } from '../errors.js';
 
 /** What to keep: the target's code (plus its generic ISA / PTX when `fallback`), or an explicit list of arches. */
 export interface PruneRootOptions {
@@ -60,19 +61,28 @@ const SHARED_LIB = /\.so(\.\d+)*$/;
 /** Prune every shared library of `rootfs` with device code; returns the updated manifest (also written to `manifestPath`) and what was done per file. */
 export async function pruneRootFatbins(
   rootfs: string, manifest: RootManifest, manifestPath: string, opts: PruneRootOptions,
-): Promise<{ manifest: RootManifest; files: PrunedFile[] }> {
+): Promise<{ manifest: RootManifest; files: PrunedFile[]; /** Libraries left whole because their ELF or device code could not be parsed: the error of each. */ unreadable: string[] }> {
   const linksTo = new Map<string, string[]>();
   for (const e of manifest.entries) if (e.hardlinkOf) linksTo.set(e.hardlinkOf, [...(linksTo.get(e.hardlinkOf) ?? []), e.path]);
   const candidates = manifest.entries.filter((e) => e.type === 'file' && !e.hardlinkOf && SHARED_LIB.test(e.path));
   const total = candidates.reduce((n, e) => n + e.size, 0);
   let done = 0;
   const files: PrunedFile[] = [];
+  const unreadable: string[] = [];
   const updated = new Map<string, ManifestEntry>();
   for (const e of candidates) {
     opts.signal?.throwIfAborted();
     const file = posix.join(rootfs, e.path);
-    const listing = await archesOf(file, { signal: opts.signal });
     opts.onProgress?.((done += e.size), total);
+    let listing;
+    try {
+      listing = await archesOf(file, { signal: opts.signal });
+    } catch (err) {
+      // a library rocmflow cannot parse is shipped as it is, and said so
+      if (!isRocmflowError(err) || err.code !== 'E_FATBIN_MALFORMED') throw err;
+      unreadable.push(err.message);
+      continue;
+    }
     if (!listing.format) continue;
     const found = Object.keys(listing.arches);
     const before = await stat(file);
@@ -112,7 +122,7 @@ export async function pruneRootFatbins(
   const primaries = entries.filter((e) => e.type === 'file' && !e.hardlinkOf);
   const result: RootManifest = { entries, files: primaries.length, bytes: primaries.reduce((n, e) => n + e.size, 0) };
   await writeFile(manifestPath, JSON.stringify(result, null, 2) + '\n');
-  return { manifest: result, files };
+  return { manifest: result, files, unreadable };
 }
 
 /** Bytes allocated on disk (st_blocks × 512) by a root's regular files, hard links counted once. */

@@ -4,7 +4,7 @@
  * its manifest; and the target option that turns it on.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { archesOf } from '../../src/fatbin/arches-of.js';
@@ -123,6 +123,21 @@ describe('pruning a trimmed root', () => {
     const explicit = await pruneRootFatbins(listed.rootfs, listed.manifest, listed.manifestPath, { target: '9.0', keep: ['sm_80'] });
     expect(explicit.files[0]!.keep).toEqual(['sm_80']);
     expect(Object.keys((await archesOf(join(listed.rootfs, '/lib64/libtiny-cuda.so'))).arches)).toEqual(['sm_80']);
+  });
+});
+
+describe('a library rocmflow cannot parse', () => {
+  it('is shipped as it was and named, by the prune and by the coverage check', async () => {
+    const { rootfs, manifest, manifestPath } = makeRoot({ '/usr/lib/libggml-hip.so': 'libtiny-hip.so', '/usr/lib/libcut.so.1': 'libtiny-hip.so' });
+    const cut = join(rootfs, '/usr/lib/libcut.so.1');
+    truncateSync(cut, 20_000);
+    const before = sha(cut);
+    const r = await pruneRootFatbins(rootfs, { ...manifest, entries: manifest.entries.map((e) => (e.path.endsWith('libcut.so.1') ? { ...e, size: 20_000, sha256: before } : e)) }, manifestPath, { target: 'gfx1100' });
+    expect(r.files.map((f) => f.path)).toEqual(['/usr/lib/libggml-hip.so']);
+    expect(r.unreadable).toEqual([expect.stringMatching(/libcut\.so\.1: offset 0x[0-9a-f]+: /)]);
+    expect(sha(cut)).toBe(before);
+    const fs = await scanCoverage([{ dir: rootfs, as: '/' }], 'gfx1100');
+    expect(fs.find((f) => f.library === '/usr/lib/libcut.so.1')).toMatchObject({ missing: false, note: expect.stringMatching(/^not judged: .*libcut\.so\.1: offset/) });
   });
 });
 
