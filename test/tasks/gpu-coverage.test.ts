@@ -53,6 +53,12 @@ describe('the gpu-coverage task', () => {
     const again = rocmflow(w, ['run', 'gpu-coverage', '--json', '--cache-dir', join(w, 'cache')]);
     expect(states(again)['gpu-coverage']).toBe('fresh');
     expect(again.events.find((e) => e.type === 'summary').facts['gpu-coverage'].coverage).toEqual(expected);
+
+    // another workspace with the same cache: restored from the cache, facts included
+    const other = ws('gfx1151', false);
+    const restored = rocmflow(other, ['run', 'gpu-coverage', '--json', '--cache-dir', join(w, 'cache')]);
+    expect(states(restored)['gpu-coverage']).toBe('cached');
+    expect(restored.events.find((e) => e.type === 'task' && e.task === 'gpu-coverage').facts.coverage).toEqual(expected);
   });
 
   it('strict: the miss fails the task and build-llama never starts', () => {
