@@ -45,7 +45,8 @@ export default defineTask<GpuCoverageOptions>({
     if (!arch) {
       const why = ctx.target.definition.family === 'cpu' ? 'the CPU target has no GPU code to check' : `the arch of ${ctx.target.name} is unknown (set targets.${ctx.target.name}.computeCapability)`;
       await writeFile(out, JSON.stringify({ target: null, coverage: [] }, null, 2) + '\n');
-      return { summary: [`coverage: not checked: ${why}`], facts: { target: null, coverage: [] } };
+      // the CPU has nothing to say; a GPU target whose arch is unknown says so
+      return { summary: ctx.target.definition.family === 'cpu' ? [] : [`coverage: not checked: ${why}`], facts: { target: null, coverage: [] } };
     }
     const roots = coverageRoots(await runtimeRootFromDeps(ctx.deps), baseRootOf(ctx.config.tasks, ctx.projectRoot));
     const findings = await scanCoverage(roots, arch, { signal: ctx.signal });
