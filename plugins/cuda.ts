@@ -9,9 +9,14 @@ import { join } from 'node:path';
 import { defineTarget, s, type TargetContext } from '../src/plugin/index.js';
 import { cudaArchFromComputeCapability, queryNvidia } from '../src/gpu/nvidia.js';
 import { parseTargetOptions } from '../src/gpu/target-options.js';
+import { fatbinTargetOptionsShape, type FatbinTargetOptions } from '../src/pipeline/coverage.js';
 
-/** Options under `targets.cuda`. */
-export interface CudaTargetOptions {
+/**
+ * Options under `targets.cuda`. `pruneFatBinaries` (FatbinTargetOptions) is
+ * off by default: NVIDIA's licence governs redistributing its libraries, and
+ * a pruned cuBLAS is a modified one; turn it on only where those terms allow.
+ */
+export interface CudaTargetOptions extends FatbinTargetOptions {
   /** e.g. "8.9"; overrides what nvidia-smi reports (needed to build without the GPU). */
   computeCapability?: string;
   /** The CUDA toolkit. @default "/usr/local/cuda" */
@@ -32,6 +37,7 @@ const optionsSchema = s.object({
   computeCapability: s.optional(computeCapabilitySchema),
   cudaPath: s.optional(s.string()),
   device: s.optional(s.number({ integer: true, min: 0 })),
+  ...fatbinTargetOptionsShape,
 });
 
 const parse = (options: unknown) => parseTargetOptions('cuda', optionsSchema, options);

@@ -5,6 +5,9 @@
 #
 #   scripts/gpu-pipeline.sh [OUT_DIR]
 #
+# ROCMFLOW_CUDA_PRUNE=1 prunes the trimmed runtime's CUDA libraries to the
+# GPU's arch (targets.cuda.pruneFatBinaries: true, pruneFallback: false).
+#
 # Needs: Node >= 20.11, strace, bubblewrap, cmake, a C++ compiler, the CUDA
 # toolkit (/usr/local/cuda or targets.cuda.cudaPath) and the NVIDIA driver.
 # On a machine without network access, put these in .device/ first (they

@@ -19,8 +19,15 @@ export default async () => {
     stateDir: join(import.meta.dirname, '..', '.rocmflow'),
     cacheDir,
     default: ['trim-runtime'],
-    // the compute capability nvidia-smi reported (the script passes it), so the build targets exactly this GPU
-    ...(process.env.ROCMFLOW_CUDA_CC ? { targets: { cuda: { computeCapability: process.env.ROCMFLOW_CUDA_CC } } } : {}),
+    targets: {
+      cuda: {
+        // the compute capability nvidia-smi reported (the script passes it), so the build targets exactly this GPU
+        ...(process.env.ROCMFLOW_CUDA_CC ? { computeCapability: process.env.ROCMFLOW_CUDA_CC } : {}),
+        // ROCMFLOW_CUDA_PRUNE=1: prune cuBLAS, cuBLASLt and libggml-cuda to the GPU's own cubins (no PTX kept);
+        // off by default: NVIDIA's licence governs shipping modified libraries
+        ...(process.env.ROCMFLOW_CUDA_PRUNE === '1' ? { pruneFatBinaries: true, pruneFallback: false } : {}),
+      },
+    },
     tasks: {
       'build-llama': { source, cmakeFlags: ['-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF'] },
       model: process.env.ROCMFLOW_MODEL

@@ -10,7 +10,8 @@ import { runtimeRootFromDeps } from '../src/pipeline/runtime.js';
 export default defineTask<BuildLlamaOptions>({
   name: 'build-llama',
   description: 'Build llama.cpp (llama-server, llama-cli, llama-completion) for the target',
-  deps: ['fetch-rocm'],
+  // gpu-coverage first: a runtime without code for the target is reported before a long build
+  deps: ['fetch-rocm', 'gpu-coverage'],
   options: buildLlamaOptionsSchema,
   inputs: (ctx) => buildLlamaInputs(ctx.target, ctx.options, ctx.config.cacheDir),
   outputs: ['llama', 'build-info.json', 'build.log'],

@@ -28,6 +28,9 @@ import { humanBytes } from '../src/image/report.js';
 import { toolVersion } from '../src/llama/toolchain.js';
 import type { WorkloadResult, WorkloadSpec } from '../src/llama/workload.js';
 import type { AccessSet } from '../src/trace/access-set.js';
+import { allocatedBytes, pruneRootFatbins, type PrunedFile } from '../src/runtime/prune-fatbins.js';
+import { scanCoverage } from '../src/fatbin/scan-coverage.js';
+import { coverageFacts, coverageMarkdown, gpuArch, judgeCoverage, pruneSettings } from '../src/pipeline/coverage.js';
 
 /** What trim-runtime reads back from strace-trace's workload.json. */
 interface TraceRecord {
@@ -67,6 +70,22 @@ function rocmflowVersion(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+/** `tasks.gpu-coverage.strict`: a trimmed root without code for the target fails too. */
+const strictCoverage = (tasks: Readonly<Record<string, unknown>>): boolean => (tasks['gpu-coverage'] as { strict?: boolean } | undefined)?.strict ?? false;
+
+/** The pruning section of report.md. */
+function pruneMarkdown(files: readonly PrunedFile[], settings: ReturnType<typeof pruneSettings>): string[] {
+  if (!settings) return ['## Fat binaries', '', 'Not pruned (`pruneFatBinaries` is off for this target).', ''];
+  if (files.length === 0) return ['## Fat binaries', '', 'No library of the trimmed root carries device code.', ''];
+  return [
+    '## Fat binaries', '',
+    `Device code of other arches removed from each GPU library (${settings.keep ? `kept: ${settings.keep.join(', ')}` : `kept: the target${settings.fallback ? ' and the generic ISA / newest PTX covering it' : ''}`}); dropped code objects are holes, so the apparent size stays and the bytes on disk go.`, '',
+    '| file | kept | dropped | apparent | on disk before → after |', '|---|---|---|---|---|',
+    ...files.map((f) => `| \`${f.path}\` | ${f.keep.join(', ') || '-'} | ${f.skipped ?? (Object.entries(f.dropped).map(([a, b]) => `${a} ${humanBytes(b)}`).join(', ') || '-')} | ${humanBytes(f.apparent)} | ${humanBytes(f.allocatedBefore)} → ${humanBytes(f.allocatedAfter)} |`),
+    '',
+  ];
+}
+
 /** `tasks.trim-runtime` options. */
 export interface TrimRuntimeOptions {
   /** Strip symbol tables and debug sections from the trimmed root's ELF files (before verification). @default true */
@@ -83,7 +102,11 @@ export default defineTask<TrimRuntimeOptions>({
     const def = ctx.target.definition;
     return {
       // the rules decide what is kept; the base root decides where the system files come from
-      params: { baseRoot, strip: ctx.options.strip ?? true, keep: def.keep as never, drop: def.drop, hostProvided: def.hostProvided, devices: def.devices, version: rocmflowVersion() },
+      params: {
+        baseRoot, strip: ctx.options.strip ?? true, keep: def.keep as never, drop: def.drop, hostProvided: def.hostProvided, devices: def.devices, version: rocmflowVersion(),
+        // fat-binary pruning and the coverage check of the trimmed root
+        arch: gpuArch(ctx.target), pruneFatBinaries: pruneSettings(ctx.target), strictCoverage: strictCoverage(ctx.config.tasks),
+      },
       env: ['SOURCE_DATE_EPOCH'],
       tools: ['bwrap --version', 'zstd --version', 'strip --version'],
     };
@@ -126,7 +149,25 @@ export default defineTask<TrimRuntimeOptions>({
       ctx.log.info(`stripped ${stripped.stripped} ELF files: ${humanBytes(stripped.saved)} saved`);
       mark('strip');
     }
-    ctx.log.info(`trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)}`);
+    // fat binaries: prune to the target (after strip, which would fill the holes), then check what the root covers
+    const arch = gpuArch(ctx.target, traced.detection);
+    const pruning = pruneSettings(ctx.target);
+    let pruned: PrunedFile[] = [];
+    if (pruning && (arch || pruning.keep)) {
+      const bar = ctx.progress.start('prune fat binaries', { unit: 'bytes' });
+      const r = await pruneRootFatbins(rootfs, manifest, manifestPath, { target: arch ?? '', ...pruning, signal: ctx.signal, onProgress: (done, total) => bar.update(done, total) });
+      bar.done();
+      manifest = r.manifest;
+      pruned = r.files;
+      for (const u of r.unreadable) ctx.log.warn(`not pruned: ${u}`);
+      const saved = pruned.reduce((n, f) => n + f.allocatedBefore - f.allocatedAfter, 0);
+      ctx.log.info(`pruned ${pruned.filter((f) => !f.skipped).length} of ${pruned.length} GPU libraries: ${humanBytes(saved)} less on disk`);
+      mark('prune fat binaries');
+    } else if (pruning) ctx.log.warn(`fat binaries not pruned: the arch of ${ctx.target.name} is unknown (set targets.${ctx.target.name}.computeCapability, or list the arches in pruneFatBinaries)`);
+    const findings = arch ? await scanCoverage([{ dir: rootfs, as: '/' }], arch, { signal: ctx.signal }) : [];
+    const coverageLines = arch ? judgeCoverage(findings, arch, { strict: strictCoverage(ctx.config.tasks), where: 'in the trimmed root', task: 'trim-runtime', warn: (m) => ctx.log.warn(m) }) : [];
+    const allocated = await allocatedBytes(rootfs, manifest);
+    ctx.log.info(`trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} (${humanBytes(allocated)} on disk)`);
     // empty mount points: chroot (and container runtimes) mount onto them; nothing is written into the root later
     for (const [d, mode] of [['dev', 0o755], ['proc', 0o555], ['sys', 0o555], ['tmp', 0o1777]] as const) {
       if (!existsSync(join(rootfs, d))) await mkdir(join(rootfs, d), { mode });
@@ -203,6 +244,10 @@ export default defineTask<TrimRuntimeOptions>({
       images: imageSizes,
       reusedRocmSnapshot: written.reusedSnapshot,
       model: { bytes: model.size, sha256: model.sha256 },
+      // the trimmed root's three sizes: st_size summed, st_blocks × 512 summed, the minimal image's compressed layers
+      sizes: { apparent: manifest.bytes, allocated, compressed: imageSizes.minimal.compressed },
+      fatbins: { prune: pruning, arch, files: pruned },
+      coverage: coverageFacts(findings),
       timings,
     };
     await writeFile(join(ctx.outDir, 'report.json'), JSON.stringify(reportJson, null, 2) + '\n');
@@ -210,6 +255,9 @@ export default defineTask<TrimRuntimeOptions>({
       report.markdown,
       '## The full runtime', '',
       `Every file of ${rt.layout.layers.map((l) => `\`${l.mount}\``).join(' and ')}, plus every file directly in the base directories the trimmed closure took libraries from (${full.libraryDirs.map((d) => `\`${d}\``).join(', ') || 'none'}): what a hand-written Dockerfile copying those directories would ship.`, '',
+      `Sizes of the trimmed root: ${humanBytes(manifest.bytes)} apparent (file sizes), ${humanBytes(allocated)} allocated on disk, ${humanBytes(imageSizes.minimal.compressed)} as compressed image layers.`, '',
+      ...(def.family === 'cpu' ? [] : pruneMarkdown(pruned, pruning)),
+      ...(arch ? coverageMarkdown(findings, arch, 'the trimmed root') : []),
       '## Host-provided (not bundled)', '', ...(closure.hostProvided.length ? closure.hostProvided.map((p) => `- \`${p}\``) : ['none']), '',
       '## Verification', '',
       `${requests} server requests and one ${traced.cli} run gave the same text in the trimmed root as in the traced full runtime (${verify.method}).`, '',
@@ -240,7 +288,8 @@ export default defineTask<TrimRuntimeOptions>({
       numerics: numerics ? { reference: numerics.reference, full: traced.numerics ?? null, trimmed: trimmedNumerics } : null,
       tools,
       images: imageSizes,
-      rootfs: { files: manifest.files, bytes: manifest.bytes },
+      rootfs: { files: manifest.files, bytes: manifest.bytes, allocated },
+      fatbins: { prune: pruning, pruned: pruned.filter((f) => !f.skipped).map((f) => ({ path: f.path, keep: f.keep, dropped: f.dropped })) },
     };
     await writeFile(join(ctx.outDir, 'reproducibility.json'), JSON.stringify(repro, null, 2) + '\n');
     const html = await writeReportHtml(ctx.outDir);
@@ -251,14 +300,21 @@ export default defineTask<TrimRuntimeOptions>({
         `minimal image: ${imageSizes.minimal.name}, ${humanBytes(imageSizes.minimal.uncompressed)} (${humanBytes(imageSizes.minimal.compressed)} zstd) against ${humanBytes(imageSizes.full.uncompressed)} full: ${ratio}x smaller`,
         `  podman load -i ${join(images, 'minimal.oci.tar')} (docker load -i ${join(images, 'minimal.docker.tar')})`,
         `  podman run --rm --network host -v ${rt.modelsDir}:${MODELS_MOUNT}:ro ${imageSizes.minimal.name}   (serves ${MODELS_MOUNT}/model.gguf on :8080; --entrypoint ${traced.cli} runs the CLI)`,
-        `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
+        `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} apparent, ${humanBytes(allocated)} on disk, ${humanBytes(imageSizes.minimal.compressed)} compressed layers; of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
         ...(trimmedNumerics ? [`${trimmedNumerics.line.replace('numerics vs', 'numerics in the trimmed root vs')}`] : []),
         ...speedLine(speedOf(traced.result), speedOf(verify.result)),
+        ...(pruned.some((f) => !f.skipped) ? [`fat binaries pruned to ${pruned.find((f) => !f.skipped)!.keep.join(', ')}: ${pruned.filter((f) => !f.skipped).map((f) => `${f.path.split('/').pop()} ${humanBytes(f.allocatedBefore)} → ${humanBytes(f.allocatedAfter)}`).join(', ')} on disk`] : []),
+        ...coverageLines,
         ...(closure.hostProvided.length ? [`host-provided, not bundled: ${closure.hostProvided.join(', ')}`] : []),
         `report: ${html}`,
         `reproducibility record: ${join(ctx.outDir, 'reproducibility.json')}`,
       ],
+      facts: {
+        sizes: reportJson.sizes,
+        coverage: reportJson.coverage,
+        fatbins: pruned.filter((f) => !f.skipped).map((f) => ({ path: f.path, keep: f.keep, dropped: f.dropped, apparent: f.apparent, allocatedBefore: f.allocatedBefore, allocatedAfter: f.allocatedAfter })),
+      },
     };
   },
 });

@@ -1,4 +1,5 @@
 import type { OutputManifest } from './output-manifest.js';
+import type { Json } from '../plugin/types.js';
 
 /**
  * An action result: what a task with a given key produced. Portable
@@ -13,6 +14,8 @@ export interface ActionEntry {
   manifest: OutputManifest;
   /** Lines for the run summary. */
   summary: string[];
+  /** The task's facts for `--json` (TaskResult.facts). */
+  facts?: Record<string, Json>;
   /** Digest of the task's log blob, for `--verbose` replay. */
   log?: string;
   /** How long the task took when it ran (for "time saved"). */

@@ -3,6 +3,7 @@
  * renders them; `--json` prints one per line.
  */
 import type { FieldChange } from '../fingerprint/record.js';
+import type { Json } from '../plugin/types.js';
 
 export type TaskState = 'fresh' | 'cached' | 'ran' | 'failed' | 'skipped';
 
@@ -22,6 +23,8 @@ export type RunEvent =
       details?: string[];
       /** For ran: why it ran (the fields that changed, or "no previous run"). */
       changes?: FieldChange[];
+      /** The task's facts (TaskResult.facts), for ran, cached and fresh. */
+      facts?: Record<string, Json>;
     }
   | { type: 'progress'; task: string; label: string; done: number; total?: number; unit?: string }
   | { type: 'log'; task: string; level: 'info' | 'warn' | 'debug' | 'output'; line: string }
@@ -35,6 +38,8 @@ export type RunEvent =
       failed: string[];
       skipped: string[];
       lines: string[];
+      /** Each task's facts, by task name (only tasks that reported some). */
+      facts?: Record<string, Record<string, Json>>;
       logDir: string;
     };
 

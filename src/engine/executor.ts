@@ -20,7 +20,7 @@ import type { StatStamp } from '../fingerprint/file-digests.js';
 import { diffRecords, fingerprintKey, type FieldChange, type FingerprintRecord } from '../fingerprint/record.js';
 import type { TaskGraph } from '../graph/task-graph.js';
 import type { LoadedTask, Registry } from '../plugin/load.js';
-import type { DepResult, ResolvedTarget, TaskContext } from '../plugin/types.js';
+import type { DepResult, Json, ResolvedTarget, TaskContext } from '../plugin/types.js';
 import type { EventSink, TaskState } from './events.js';
 import { ROCMFLOW_VERSION, fingerprintTask } from './fingerprint-task.js';
 import { acquireLock } from './lock.js';
@@ -36,6 +36,7 @@ export interface TaskStateRecord {
   disk: DiskState;
   manifestDigest: string;
   summary: string[];
+  facts?: Record<string, Json>;
   at: string;
 }
 
@@ -60,6 +61,7 @@ export interface TaskOutcome {
   ms: number;
   manifestDigest?: string;
   summary: string[];
+  facts?: Record<string, Json>;
 }
 
 export class Executor {
@@ -118,7 +120,7 @@ export class Executor {
 
   private finish(task: string, outcome: TaskOutcome, extra: Record<string, unknown> = {}): void {
     this.outcomes.set(task, outcome);
-    this.o.emit({ type: 'task', task, state: outcome.state, ms: Math.round(outcome.ms), ...extra } as never);
+    this.o.emit({ type: 'task', task, state: outcome.state, ms: Math.round(outcome.ms), ...extra, ...(outcome.facts ? { facts: outcome.facts } : {}) } as never);
   }
 
   private async runOne(name: string): Promise<void> {
@@ -184,7 +186,7 @@ export class Executor {
     const uncacheable = fp.record.uncacheable;
 
     if (!forced && !uncacheable && prev?.key === key && diskMatches(outDir, outputs, prev.disk)) {
-      return this.finish(name, { state: 'fresh', ms: performance.now() - start, manifestDigest: prev.manifestDigest, summary: prev.summary }, { key });
+      return this.finish(name, { state: 'fresh', ms: performance.now() - start, manifestDigest: prev.manifestDigest, summary: prev.summary, facts: prev.facts }, { key });
     }
     if (!forced && !uncacheable) {
       const hit = await this.restoreFromCache(name, key, outDir, outputs, fp, start);
@@ -227,19 +229,19 @@ export class Executor {
       this.o.emit({ type: 'warning', task: name, message: `${e.message}; evicted it, rerunning ${name}` });
       return false;
     }
-    await this.recordState(name, key, fp, outDir, outputs, entry.manifest, entry.summary, disk);
+    await this.recordState(name, key, fp, outDir, outputs, entry.manifest, entry.summary, disk, entry.facts);
     await this.bumpStats(source, entry);
-    this.finish(name, { state: 'cached', ms: performance.now() - start, manifestDigest: manifestDigest(entry.manifest), summary: entry.summary }, { key, source });
+    this.finish(name, { state: 'cached', ms: performance.now() - start, manifestDigest: manifestDigest(entry.manifest), summary: entry.summary, facts: entry.facts }, { key, source });
     return true;
   }
 
   private async recordState(
     name: string, key: string, fp: { record: FingerprintRecord; stamps: Record<string, StatStamp> }, outDir: string, outputs: string[],
-    manifest: ActionEntry['manifest'], summary: string[], disk?: DiskState,
+    manifest: ActionEntry['manifest'], summary: string[], disk?: DiskState, facts?: Record<string, Json>,
   ): Promise<void> {
     const rec: TaskStateRecord = {
       key, record: fp.record, stamps: fp.stamps, outputs, disk: disk ?? diskState(outDir, outputs), manifestDigest: manifestDigest(manifest), summary,
-      at: new Date().toISOString(),
+      ...(facts ? { facts } : {}), at: new Date().toISOString(),
     };
     await this.o.index.set('state', Executor.stateKey(this.o.target.name, name), rec);
   }
@@ -324,13 +326,14 @@ export class Executor {
       h?.done();
       signal.throwIfAborted();
       const summary = result?.summary ?? [];
+      const facts = result?.facts;
       const durationMs = Math.round(performance.now() - start);
       if (!fp.record.uncacheable) {
         const logBytes = readFileSync(logFile);
         const logDigest = sha256(logBytes);
         this.store.putBytes(logBytes, logDigest);
         const entry: ActionEntry = {
-          v: 1, key, task: name, target: target.name, manifest, summary, log: logDigest, durationMs, createdAt: new Date().toISOString(), rocmflowVersion: ROCMFLOW_VERSION,
+          v: 1, key, task: name, target: target.name, manifest, summary, ...(facts ? { facts } : {}), log: logDigest, durationMs, createdAt: new Date().toISOString(), rocmflowVersion: ROCMFLOW_VERSION,
         };
         // blobs durable first, the index entry last: a result is never visible half-written
         await this.store.sync();
@@ -338,8 +341,8 @@ export class Executor {
         await index.set('stats', `used:${key}`, Date.now());
         if (this.o.remote?.canWrite) this.uploads.push(this.o.remote.push(key, entry, this.store));
       }
-      await this.recordState(name, key, fp, outDir, outputs, manifest, summary);
-      this.finish(name, { state: 'ran', ms: performance.now() - start, manifestDigest: manifestDigest(manifest), summary }, { key, reason: why.reason, changes: why.changes });
+      await this.recordState(name, key, fp, outDir, outputs, manifest, summary, undefined, facts);
+      this.finish(name, { state: 'ran', ms: performance.now() - start, manifestDigest: manifestDigest(manifest), summary, facts }, { key, reason: why.reason, changes: why.changes });
     } finally {
       keyLock.release();
       wsLock.release();

@@ -11,11 +11,12 @@ import type { Detection, DetectContext, TargetContext, TargetDefinition } from '
 import { encodeGfxArch, readKfdGpus, type KfdNode } from './kfd.js';
 import { parseTargetOptions } from './target-options.js';
 import { GENERIC_ISAS, KNOWN_AMD_ARCHES } from './amd-arches.js';
+import { fatbinTargetOptionsShape, type FatbinTargetOptions } from '../pipeline/coverage.js';
 
 export { KNOWN_AMD_ARCHES } from './amd-arches.js';
 
-/** Options under `targets.<name>` for an AMD target. */
-export interface AmdTargetOptions {
+/** Options under `targets.<name>` for an AMD target (and `pruneFatBinaries`, `pruneFallback`: see FatbinTargetOptions; pruning is on by default). */
+export interface AmdTargetOptions extends FatbinTargetOptions {
   /**
    * Build llama.cpp's flash attention with rocWMMA (`-DGGML_HIP_ROCWMMA_FATTN=ON`).
    * Faster token generation on RDNA3/3.5 in trees that have it; one project
@@ -42,6 +43,7 @@ const optionsSchema = s.object({
   uma: s.optional(s.boolean()),
   device: s.optional(s.number({ integer: true, min: 0 })),
   hipCompiler: s.optional(s.literal('clang', 'hipcc')),
+  ...fatbinTargetOptionsShape,
 });
 
 /** What distinguishes one AMD target from another. */

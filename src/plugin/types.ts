@@ -99,6 +99,12 @@ export interface RunContext<Options = unknown> extends TaskContext<Options> {
 /** What `run()` may return: lines for the run's closing summary, kept with the cached result. */
 export interface TaskResult {
   summary?: string[];
+  /**
+   * Facts for machines: shown in `--json` (on the task's event and, by task,
+   * on the summary event) and kept with the cached result, e.g.
+   * `{ coverage: [...] }`.
+   */
+  facts?: Record<string, Json>;
 }
 
 /** A task: see `defineTask`. */

@@ -29,6 +29,8 @@ export interface ManifestEntry {
   linkTarget?: string;
   /** For a hard link: the in-root path of the file it shares its inode with. */
   hardlinkOf?: string;
+  /** Device code pruned from this file (src/runtime/prune-fatbins.ts): arches kept, bytes of code dropped per arch, bytes on disk before and after. */
+  pruned?: { keep: string[]; dropped: Record<string, number>; allocatedBefore: number; allocatedAfter: number };
 }
 
 /** What is in an assembled root. */

@@ -88,6 +88,14 @@ describe('rocmflow run trim-runtime --target cpu', () => {
     const report = json(join(out('trim-runtime'), 'report.json'));
     expect(report.full.bytes).toBeGreaterThan(5 * manifest.bytes);
     expect(report.byCategory.map((r: { key: string }) => r.key)).toEqual(expect.arrayContaining(['system', 'llama.cpp']));
+    // three sizes: apparent (the manifest's bytes), allocated on disk (whole 4 KiB blocks), the minimal image's compressed layers
+    expect(report.sizes.apparent).toBe(manifest.bytes);
+    expect(report.sizes.allocated).toBeGreaterThanOrEqual(manifest.bytes * 0.9);
+    expect(report.sizes.compressed).toBe(report.images.minimal.compressed);
+    // the CPU has no fat binaries: nothing pruned, nothing to cover
+    expect(report.fatbins).toEqual({ prune: null, arch: null, files: [] });
+    expect(report.coverage).toEqual([]);
+    expect(first.events.find((e) => e.type === 'summary').facts['trim-runtime'].sizes).toEqual(report.sizes);
     const repro = json(join(out('trim-runtime'), 'reproducibility.json'));
     expect(repro.llama.commit).toMatch(/^[0-9a-f]{40}$/);
     expect(repro.model.sha256).toMatch(/^[0-9a-f]{64}$/);

@@ -31,6 +31,7 @@ export function parseStoredEntry(body: Buffer, expectedKey: string): { stored: S
   if (typeof e.task !== 'string' || typeof e.target !== 'string') return { problem: 'task/target missing' };
   if (!Array.isArray(e.summary) || e.summary.some((l: unknown) => typeof l !== 'string')) return { problem: 'summary is not a list of lines' };
   if (e.log !== undefined && !isDigest(e.log)) return { problem: 'log is not a sha256 digest' };
+  if (e.facts !== undefined && (typeof e.facts !== 'object' || e.facts === null || Array.isArray(e.facts))) return { problem: 'facts is not an object' };
   if (!Array.isArray(e.manifest?.entries)) return { problem: 'manifest.entries missing' };
   const symlinks = new Set<string>();
   for (const m of e.manifest.entries as ManifestEntry[]) {

@@ -102,7 +102,8 @@ async function runWith(
   const lines = failed.length ? [] : graph.order.flatMap((n) => outcomes.get(n)?.summary ?? []);
   const ok = failed.length === 0 && skipped.length === 0;
   await index.set('history', runId, { target: target.name, tasks: Object.fromEntries(outcomes), ok, ms: Math.round(performance.now() - t0) });
-  emit({ type: 'summary', ok, ms: Math.round(performance.now() - t0), target: target.name, counts, failed, skipped, lines, logDir: exec.logDir });
+  const facts = Object.fromEntries(graph.order.flatMap((n) => (outcomes.get(n)?.facts ? [[n, outcomes.get(n)!.facts!]] : [])));
+  emit({ type: 'summary', ok, ms: Math.round(performance.now() - t0), target: target.name, counts, failed, skipped, lines, ...(Object.keys(facts).length ? { facts } : {}), logDir: exec.logDir });
   reporter?.close();
   return ok ? 0 : 1;
 }

@@ -1,0 +1,58 @@
+/**
+ * gpu-coverage: before anything is built, does the GPU runtime in use carry
+ * code for the target? Checks every kernel directory a shipped library reads
+ * (rocBLAS/hipBLASLt `library/`, `.kpack/`) and every library's fat binary,
+ * in the fetched runtime and in the base root's library directories (where
+ * a distribution's ROCm lives). A miss is a warning naming the library and
+ * the arches it has (llama.cpp may never call that library for the user's
+ * models), or an error with `strict`. Outputs `coverage.json`.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { defineTask, s } from '../src/plugin/index.js';
+import { runtimeRootFromDeps } from '../src/pipeline/runtime.js';
+import { coverageFacts, coverageRoots, gpuArch, judgeCoverage } from '../src/pipeline/coverage.js';
+import { scanCoverage } from '../src/fatbin/scan-coverage.js';
+
+/** `tasks.gpu-coverage` options. */
+export interface GpuCoverageOptions {
+  /** A library or kernel directory without code for the target fails the run (here and in trim-runtime's check of the trimmed root). @default false */
+  strict?: boolean;
+}
+
+const baseRootOf = (tasks: Readonly<Record<string, unknown>>, projectRoot: string): string | null => {
+  const b = (tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot;
+  return b ? resolve(projectRoot, b) : null;
+};
+
+export default defineTask<GpuCoverageOptions>({
+  name: 'gpu-coverage',
+  description: 'Check that every GPU library and kernel directory of the runtime carries code for the target arch',
+  deps: ['fetch-rocm'],
+  options: s.object({ strict: s.optional(s.boolean()) }),
+  inputs(ctx) {
+    const baseRoot = baseRootOf(ctx.config.tasks, ctx.projectRoot);
+    return {
+      params: { arch: gpuArch(ctx.target), strict: ctx.options.strict ?? false, baseRoot },
+      // a base root is read in place and may change under us; the fetched runtime is a dependency's output
+      ...(baseRoot && baseRoot !== '/' ? { uncacheable: `reads the base root ${baseRoot} in place` } : {}),
+    };
+  },
+  outputs: ['coverage.json'],
+  async run(ctx) {
+    const arch = gpuArch(ctx.target);
+    const out = join(ctx.outDir, 'coverage.json');
+    if (!arch) {
+      const why = ctx.target.definition.family === 'cpu' ? 'the CPU target has no GPU code to check' : `the arch of ${ctx.target.name} is unknown (set targets.${ctx.target.name}.computeCapability)`;
+      await writeFile(out, JSON.stringify({ target: null, coverage: [] }, null, 2) + '\n');
+      // the CPU has nothing to say; a GPU target whose arch is unknown says so
+      return { summary: ctx.target.definition.family === 'cpu' ? [] : [`coverage: not checked: ${why}`], facts: { target: null, coverage: [] } };
+    }
+    const roots = coverageRoots(await runtimeRootFromDeps(ctx.deps), baseRootOf(ctx.config.tasks, ctx.projectRoot));
+    const findings = await scanCoverage(roots, arch, { signal: ctx.signal });
+    const coverage = coverageFacts(findings);
+    await writeFile(out, JSON.stringify({ target: arch, roots: roots.map((r) => ({ as: r.as, only: r.only ?? null })), coverage }, null, 2) + '\n');
+    const lines = judgeCoverage(findings, arch, { strict: ctx.options.strict ?? false, where: 'before the build', task: 'gpu-coverage', warn: (m) => ctx.log.warn(m) });
+    return { summary: lines, facts: { target: arch, coverage } };
+  },
+});
