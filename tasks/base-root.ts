@@ -10,6 +10,7 @@
  * root is not the host's, the ROCm packages are installed into the root
  * with its own apt-get, in Debian's layout (/usr/lib/x86_64-linux-gnu).
  */
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { defineTask, s, type RuntimeSource, type TaskContext, type TaskInputs } from '../src/plugin/index.js';
@@ -41,7 +42,7 @@ export default defineTask<BaseRootOptions>({
     if ('dir' in source) {
       const dir = resolve(ctx.projectRoot, source.dir);
       // the package database and os-release stand for the whole tree (hashing gigabytes per run is not affordable)
-      return { params: { source: source as never }, files: [join(dir, 'var/lib/dpkg/status'), join(dir, 'etc/os-release')].filter((f) => f) };
+      return { params: { source: source as never }, files: [join(dir, 'var/lib/dpkg/status'), join(dir, 'etc/os-release')].filter((f) => existsSync(f)) };
     }
     if ('debootstrap' in source)
       return {
