@@ -49,7 +49,7 @@ function debianRoot(): string {
   return root;
 }
 
-const access = (paths: string[]) => ({ files: paths.map((path) => ({ path })), executables: [], missing: [], devices: [] });
+const access = (paths: string[]) => ({ files: paths.map((path) => ({ path, resolved: path })), executables: [], missing: [], devices: [] });
 
 describe("Debian's ROCm in a base root", () => {
   it('gfx1100: exactly its rocBLAS kernel files and the arch-neutral ones, comgr, bitcode, amdgpu.ids; no other arch', async () => {
