@@ -61,7 +61,7 @@ describe("the real run's root and trace", () => {
     expect(mb(own.reduce((n, p) => n + sizes.get(p)!, 0))).toBeCloseTo(305, -1);
     expect(mb(neutral.reduce((n, p) => n + sizes.get(p)!, 0))).toBeCloseTo(1.3, 0);
     // every other arch's file is dropped, wherever it is
-    const others = KNOWN_AMD_ARCHES.filter((a) => a !== 'gfx1100');
+    const others: string[] = KNOWN_AMD_ARCHES.filter((a) => a !== 'gfx1100');
     expect(plan.kept.filter((p) => others.includes(arch(p) ?? ''))).toEqual([]);
     expect(plan.dropped.filter((p) => p.startsWith(KDIR))).toHaveLength(1349 - 142);
     // what only a device loads
