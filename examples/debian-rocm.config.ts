@@ -11,7 +11,8 @@
  * `--no-device` on a machine without that GPU: the workload runs on the CPU
  * fallback and what only a device loads is kept by the target's rules.
  * ROCMFLOW_BASE_ROOT=DIR uses an existing root (with the same packages)
- * instead of debootstrapping one; ROCMFLOW_CCACHE_DIR shares a ccache.
+ * instead of debootstrapping one; ROCMFLOW_CCACHE_DIR shares a ccache;
+ * ROCMFLOW_BUILD_JOBS sets the compile jobs.
  */
 import { join } from 'node:path';
 import { defineConfig } from '../src/index.js';
@@ -32,7 +33,12 @@ export default defineConfig({
     },
     // Debian's ROCm (hipcc 7.0 on clang 21, HIP 6.4, rocBLAS 6.4, hipBLAS): into the base root
     'fetch-rocm': { source: { kind: 'apt', packages: ['hipcc', 'libhipblas-dev', 'librocblas-dev'] } },
-    'build-llama': { source: { npm: LLAMA_NPM }, cmakeFlags: ['-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF'] },
+    'build-llama': {
+      source: { npm: LLAMA_NPM },
+      cmakeFlags: ['-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF'],
+      // ROCMFLOW_BUILD_JOBS: parallel compile jobs (default: the machine's CPUs)
+      ...(process.env.ROCMFLOW_BUILD_JOBS ? { jobs: Number(process.env.ROCMFLOW_BUILD_JOBS) } : {}),
+    },
     model: { source: { tiny: {} }, vocab: { npm: LLAMA_NPM } },
   },
 });
