@@ -190,6 +190,8 @@ export async function buildLlama(p: BuildLlamaParams): Promise<BuildInfo> {
   const write = (line: string) => logStream.write(line + '\n');
   const inRoot = !!p.baseRoot && p.baseRoot !== '/';
   try {
+    // a missing host tool is reported before anything is fetched
+    const hostChain = inRoot ? null : await checkToolchain(p.target.definition, { runtimeRoot: p.runtimeRoot, env, targetOptions: p.target.options });
     p.log?.info(`llama.cpp source: resolving ${JSON.stringify(p.options.source)}`);
     const resolved = await resolveSource(p.options.source, { cacheDir: p.cacheDir, signal: p.signal });
     const src = await prepareSource(p.options.source, { cacheDir: p.cacheDir, dest: join(p.workDir, 'src'), signal: p.signal, resolved });
@@ -219,7 +221,7 @@ export async function buildLlama(p: BuildLlamaParams): Promise<BuildInfo> {
       };
       p.log?.info(`building in the base root ${p.baseRoot} (bubblewrap; source at ${ROOT_BUILD.src}, ccache ${ccacheDir} at ${ROOT_BUILD.ccache})`);
     } else {
-      toolchain = await checkToolchain(p.target.definition, { runtimeRoot: p.runtimeRoot, env, targetOptions: p.target.options });
+      toolchain = hostChain!;
       flags = buildFlags(p.target, p.options, p.runtimeRoot);
       plan = planBuild({ sourceDir: src.dir, buildDir, flags, toolchain, targets: p.options.targets, jobs, env, ccacheBase: p.workDir });
       run = (args) => [toolchain.cmake, args];
