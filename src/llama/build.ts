@@ -66,6 +66,7 @@ export interface InRootBuild {
 export function buildFlags(target: ResolvedTarget, options: BuildLlamaOptions, runtimeRoot?: string, inRoot?: InRootBuild): string[] {
   const ctx = { detection: target.detection, options: target.options, ...(runtimeRoot ? { runtimeRoot } : {}) };
   // built in one root to run on other machines: no -march=native; the root's own HIP compiler (ROCm in /usr)
+  const targetFlags = target.definition.cmakeFlags(ctx);
   const rootFlags = inRoot ? ['-DGGML_NATIVE=OFF', ...(inRoot.hipCompiler ? [`-DCMAKE_HIP_COMPILER=${inRoot.hipCompiler}`] : [])] : [];
   return [
     '-DBUILD_SHARED_LIBS=ON',
@@ -74,8 +75,9 @@ export function buildFlags(target: ResolvedTarget, options: BuildLlamaOptions, r
     // link everything with RUNPATH $ORIGIN: the installed bin/ is relocatable
     '-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON',
     '-DCMAKE_INSTALL_RPATH=$ORIGIN',
-    ...target.definition.cmakeFlags(ctx),
-    ...rootFlags,
+    // before the target's flags, so a target that asks for -DGGML_NATIVE=ON (targets.cpu.native) still gets it
+    ...rootFlags.filter((f) => !targetFlags.includes(f)),
+    ...targetFlags,
     `-DCMAKE_BUILD_TYPE=${options.buildType}`,
     ...options.cmakeFlags,
   ];
