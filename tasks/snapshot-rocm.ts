@@ -42,7 +42,8 @@ export async function locateRocmTree(fetchOutDir: string): Promise<RocmTree> {
   const kind = typeof record.kind === 'string' ? record.kind : null;
   if (!kind) throw new RocmflowError('E_BAD_FETCH_RECORD', `${fetchJson}: missing "kind"`);
   const version = versionOf(record.version, record.buildId);
-  if (kind === 'none') return { dir: null, kind, version };
+  // none: no GPU runtime; inRoot: apt packages installed into the base root, which the images carry already
+  if (kind === 'none' || record.inRoot === true) return { dir: null, kind, version };
   if (kind === 'dir') {
     const rocmJson = join(fetchOutDir, 'rocm.json');
     const p = (await readJsonObject(rocmJson)).path;

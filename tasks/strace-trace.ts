@@ -6,15 +6,21 @@
  * The device check itself is `detect-target` (tasks/detect-target.ts), a
  * dependency that runs before anything is fetched or built.
  *
- * Fingerprint: the workload parameters, `baseRoot`, strace's and bwrap's
- * versions, and the host's `/etc/ld.so.cache` (or the base root's), which
- * changes whenever system libraries are installed or upgraded. The system
- * libraries themselves are not hashed (a whole root cannot be hashed
- * cheaply); trim-runtime re-derives the ELF closure and verifies the result.
+ * Fingerprint: the workload parameters, strace's and bwrap's versions, the
+ * base root's record (base-root's `root.json`, a dependency: its OS and
+ * every package version), and for the host's `/` or a directory root its
+ * `/etc/ld.so.cache`, which changes whenever system libraries are installed
+ * or upgraded. The system libraries themselves are not hashed (a whole root
+ * cannot be hashed cheaply); trim-runtime re-derives the ELF closure and
+ * verifies the result.
+ *
+ * Without the device (`--no-device`, see detect-target) the workload runs
+ * with no device node passed in: HIP finds no GPU and ggml's CPU backend
+ * runs, while the GPU libraries are still loaded.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { defineTask, s, type Detection } from '../src/plugin/index.js';
 import { sandboxRunner } from '../src/pipeline/workload-runner.js';
 import { DEFAULT_WORKLOAD, pickCli, runWorkload, textsOf, type WorkloadSpec } from '../src/llama/workload.js';
@@ -25,8 +31,6 @@ import { compareNumerics, numericsError, numericsFromDeps, NUMERICS_MOUNT, type 
 
 /** `tasks.strace-trace` options. */
 export interface StraceTraceOptions {
-  /** A sysroot used as `/` for the runtime (e.g. a debootstrapped Debian root). @default the host's / */
-  baseRoot?: string;
   seed?: number;
   threads?: number;
   ctxSize?: number;
@@ -37,7 +41,6 @@ export interface StraceTraceOptions {
 }
 
 const options = s.object({
-  baseRoot: s.optional(s.string()),
   seed: s.optional(s.number({ integer: true, min: 0 })),
   threads: s.optional(s.number({ integer: true, min: 1 })),
   ctxSize: s.optional(s.number({ integer: true, min: 64 })),
@@ -71,25 +74,27 @@ function vramSource(family: string, d: Detection): VramSource | null {
 const straceTrace = defineTask<StraceTraceOptions>({
   name: 'strace-trace',
   description: 'Trace llama-server and the CLI on the model inside the full runtime (strace): access set, texts, timings, peak GPU memory',
-  deps: ['detect-target', 'build-llama', 'fetch-rocm', 'model', 'numerics-reference'],
+  deps: ['detect-target', 'base-root', 'build-llama', 'fetch-rocm', 'model', 'numerics-reference'],
   options,
   // whole folders: the engine may hash a compiled mirror of the sources, where file names differ
   inputs(ctx) {
-    const base = ctx.options.baseRoot ?? '/';
-    const ldCache = join(base.startsWith('/') ? base : join(ctx.projectRoot, base), 'etc/ld.so.cache');
+    const source = (ctx.config.tasks['base-root'] as { source?: unknown } | undefined)?.source ?? 'host';
+    const dir = source === 'host' ? '/' : typeof (source as { dir?: unknown }).dir === 'string' ? resolve(ctx.projectRoot, (source as { dir: string }).dir) : null;
+    const ldCache = dir ? join(dir, 'etc/ld.so.cache') : null;
     return {
-      params: { workload: workloadSpec(ctx.options) as never, baseRoot: ctx.options.baseRoot ?? null, family: ctx.target.definition.family },
-      files: existsSync(ldCache) ? [ldCache] : [],
+      params: { workload: workloadSpec(ctx.options) as never, family: ctx.target.definition.family },
+      files: ldCache && existsSync(ldCache) ? [ldCache] : [],
       tools: ['strace -V', 'bwrap --version'],
     };
   },
   outputs: ['trace', 'access.json', 'workload.json'],
   async run(ctx) {
     const def = ctx.target.definition;
-    const device = JSON.parse(await readFile(join(ctx.deps['detect-target']!.outDir, 'device.json'), 'utf8')) as { detection: Detection };
+    const device = JSON.parse(await readFile(join(ctx.deps['detect-target']!.outDir, 'device.json'), 'utf8')) as { detection: Detection; noDevice?: boolean };
     const detection = device.detection;
-    const gpu = def.family !== 'cpu';
-    const rt = await pipelineRuntime(ctx.deps, { baseRoot: ctx.options.baseRoot, projectRoot: ctx.projectRoot });
+    const noDevice = device.noDevice === true;
+    const gpu = def.family !== 'cpu' && !noDevice;
+    const rt = await pipelineRuntime(ctx.deps, { cacheDir: ctx.cacheDir, projectRoot: ctx.projectRoot });
     const env = def.env({ detection, options: ctx.target.options, ...(rt.runtimeRoot ? { runtimeRoot: ROCM_MOUNT } : {}) });
     const spec = workloadSpec(ctx.options);
     const cli = pickCli(join(rt.llamaDir, 'bin'));
@@ -99,10 +104,10 @@ const straceTrace = defineTask<StraceTraceOptions>({
     const runner = await sandboxRunner({
       layout: rt.layout,
       binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }, ...(numerics ? [{ source: numerics.dir, dest: NUMERICS_MOUNT }] : [])],
-      devices: def.devices, env, traceDir, signal: ctx.signal,
+      devices: noDevice ? [] : def.devices, env, traceDir, signal: ctx.signal,
     });
 
-    const src = vramSource(def.family, detection);
+    const src = noDevice ? null : vramSource(def.family, detection);
     let sampler: ReturnType<typeof startVramSampler> | null = null;
     let vram: VramSample | null = null;
     const bar = ctx.progress.start('workload under strace', { total: 2, unit: 'steps' });
@@ -149,9 +154,10 @@ const straceTrace = defineTask<StraceTraceOptions>({
       detection,
       env,
       gpu,
+      noDevice,
       method: runner.method,
       layout: {
-        base: ctx.options.baseRoot ? 'baseRoot' : '/',
+        base: rt.layout.base === '/' ? '/' : 'base-root',
         layers: rt.layout.layers.map((l) => l.mount),
         binds: [MODELS_MOUNT, ...(numerics ? [NUMERICS_MOUNT] : [])],
         llama: LLAMA_MOUNT,

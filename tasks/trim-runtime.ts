@@ -38,6 +38,8 @@ interface TraceRecord {
   detection: Detection;
   env: Record<string, string>;
   gpu: boolean;
+  /** Traced without the target's GPU (--no-device): device-only files come from the keep rules. */
+  noDevice?: boolean;
   spec: WorkloadSpec;
   cli: string;
   texts: Record<string, string>;
@@ -95,15 +97,14 @@ export interface TrimRuntimeOptions {
 export default defineTask<TrimRuntimeOptions>({
   name: 'trim-runtime',
   description: 'Trim the full runtime to what the trace needs, verify it with the same workload, write the minimal and full OCI images and the report',
-  deps: ['strace-trace', 'build-llama', 'fetch-rocm', 'model', 'snapshot-rocm', 'numerics-reference'],
+  deps: ['strace-trace', 'base-root', 'build-llama', 'fetch-rocm', 'model', 'snapshot-rocm', 'numerics-reference'],
   options: s.object({ strip: s.optional(s.boolean()) }),
   inputs(ctx) {
-    const baseRoot = (ctx.config.tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot ?? null;
     const def = ctx.target.definition;
     return {
-      // the rules decide what is kept; the base root decides where the system files come from
+      // the rules decide what is kept; the base root (base-root's record, a dependency) decides where the system files come from
       params: {
-        baseRoot, strip: ctx.options.strip ?? true, keep: def.keep as never, drop: def.drop, hostProvided: def.hostProvided, devices: def.devices, version: rocmflowVersion(),
+        strip: ctx.options.strip ?? true, keep: def.keep as never, drop: def.drop, hostProvided: def.hostProvided, devices: def.devices, version: rocmflowVersion(),
         // fat-binary pruning and the coverage check of the trimmed root
         arch: gpuArch(ctx.target), pruneFatBinaries: pruneSettings(ctx.target), strictCoverage: strictCoverage(ctx.config.tasks),
       },
@@ -117,8 +118,7 @@ export default defineTask<TrimRuntimeOptions>({
     const traceOut = ctx.deps['strace-trace']!.outDir;
     const traced = await readJson<TraceRecord>(join(traceOut, 'workload.json'));
     const access = await readJson<AccessSet>(join(traceOut, 'access.json'));
-    const baseRoot = (ctx.config.tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot;
-    const rt = await pipelineRuntime(ctx.deps, { baseRoot, projectRoot: ctx.projectRoot });
+    const rt = await pipelineRuntime(ctx.deps, { cacheDir: ctx.cacheDir, projectRoot: ctx.projectRoot });
 
     // milliseconds per step, for the report
     const timings: Record<string, number> = {};
@@ -135,6 +135,15 @@ export default defineTask<TrimRuntimeOptions>({
       libraryPath: traced.env.LD_LIBRARY_PATH ? traced.env.LD_LIBRARY_PATH.split(':').filter(Boolean) : undefined,
     });
     for (const w of closure.warnings) ctx.log.warn(w);
+    const noDevice = traced.noDevice === true;
+    // what the keep rules added beyond the trace (and what that needs): on a run without the device, everything only a device loads
+    const traceOnly = await computeClosure({
+      layout: rt.layout, access, mounted: [`${MODELS_MOUNT}/**`], exclude: [`${STRACE_KIT_DIR}/**`, `${traceOut}/**`, '/tmp/**'],
+      keep: [], drop: def.drop, hostProvided: def.hostProvided,
+      libraryPath: traced.env.LD_LIBRARY_PATH ? traced.env.LD_LIBRARY_PATH.split(':').filter(Boolean) : undefined,
+    });
+    const traceSet = new Set(traceOnly.entries.map((e) => e.path));
+    const byRule = closure.entries.filter((e) => e.type === 'file' && !traceSet.has(e.path)).map((e) => e.path);
     const rootfs = join(ctx.outDir, 'rootfs');
     const manifestPath = join(ctx.outDir, 'rootfs.manifest.json');
     const assembling = ctx.progress.start('assemble the trimmed root', { unit: 'files' });
@@ -181,7 +190,7 @@ export default defineTask<TrimRuntimeOptions>({
       paths: { binDir: rt.binDir, model: `${MODELS_MOUNT}/model.gguf`, cli: traced.cli },
       // the driver's own libraries (libcuda, libnvidia-*) come from the host at run time, as a container runtime mounts them
       binds: [{ source: rt.modelsDir, dest: MODELS_MOUNT }, ...closure.hostProvided.map((p) => ({ source: hostPath(rt.layout, p), dest: p }))],
-      devices: def.devices, env: traced.env,
+      devices: noDevice ? [] : def.devices, env: traced.env,
       workDir: ctx.workDir, signal: ctx.signal, log: (l) => ctx.log.info(`verify: ${l}`), onStep: (done) => bar.update(done),
     });
     bar.done();
@@ -228,6 +237,12 @@ export default defineTask<TrimRuntimeOptions>({
 
     // 4. report
     const report = trimReport({ full: full.files, manifest, categorize: pipelineCategory });
+    const sizes = new Map(full.files.map((f) => [f.path, f.size]));
+    const addedByRule = { files: byRule.length, bytes: byRule.reduce((n, p) => n + (sizes.get(p) ?? 0), 0), paths: byRule };
+    const gpuName = def.arch ?? ctx.target.name;
+    const device = noDevice
+      ? { run: false, note: `not run on a ${gpuName}: traced with --no-device (no device node; HIP found no GPU, ggml's CPU backend ran); files only a device loads were added by the ${ctx.target.name} keep rules` }
+      : { run: def.family !== 'cpu', note: def.family === 'cpu' ? 'cpu target' : `traced on the ${gpuName}` };
     const model = (await readJson<{ sha256: string; size: number }>(join(ctx.deps.model!.outDir, 'model.json')));
     const imageSizes = Object.fromEntries((['minimal', 'full', 'base'] as const).map((k) => {
       const i = written[k];
@@ -236,6 +251,8 @@ export default defineTask<TrimRuntimeOptions>({
     })) as Record<'minimal' | 'full' | 'base', { name: string; version: string; compressed: number; uncompressed: number; layers: number; digest: string; archives: string[] }>;
     const reportJson = {
       target: ctx.target.name,
+      device,
+      addedByRule,
       ...report.json,
       hostProvided: closure.hostProvided,
       fullDefinition: { layers: rt.layout.layers.map((l) => l.mount), libraryDirs: full.libraryDirs },
@@ -251,8 +268,17 @@ export default defineTask<TrimRuntimeOptions>({
       timings,
     };
     await writeFile(join(ctx.outDir, 'report.json'), JSON.stringify(reportJson, null, 2) + '\n');
+    const ruleDirs = new Map<string, number>();
+    for (const p of byRule) {
+      const d = p.slice(0, p.lastIndexOf('/')) || '/';
+      ruleDirs.set(d, (ruleDirs.get(d) ?? 0) + 1);
+    }
     const md = [
+      ...(noDevice ? [`> **Not run on a ${gpuName} GPU.** ${device.note}. Only a run on the GPU shows whether anything else is needed.`, ''] : []),
       report.markdown,
+      '## Added by rule, not by the trace', '',
+      `${addedByRule.files} files, ${humanBytes(addedByRule.bytes)}, kept by the ${ctx.target.name} rules (and what they need) beyond what the traced run loaded:`, '',
+      ...([...ruleDirs].sort().map(([d, n]) => `- \`${d}/\`: ${n} files`)), ...(ruleDirs.size ? [] : ['none']), '',
       '## The full runtime', '',
       `Every file of ${rt.layout.layers.map((l) => `\`${l.mount}\``).join(' and ')}, plus every file directly in the base directories the trimmed closure took libraries from (${full.libraryDirs.map((d) => `\`${d}\``).join(', ') || 'none'}): what a hand-written Dockerfile copying those directories would ship.`, '',
       `Sizes of the trimmed root: ${humanBytes(manifest.bytes)} apparent (file sizes), ${humanBytes(allocated)} allocated on disk, ${humanBytes(imageSizes.minimal.compressed)} as compressed image layers.`, '',
@@ -281,6 +307,8 @@ export default defineTask<TrimRuntimeOptions>({
       rocmflow: rocmflowVersion(),
       node: process.version,
       target: { name: ctx.target.name, family: def.family, arch: def.arch ?? null, detection: traced.detection, env: traced.env },
+      device,
+      addedByRule: { files: addedByRule.files, bytes: addedByRule.bytes },
       rocm: await readJsonIf(join(ctx.deps['fetch-rocm']!.outDir, 'fetch.json')),
       llama: await readJsonIf(join(ctx.deps['build-llama']!.outDir, 'build-info.json')),
       model: await readJsonIf(join(ctx.deps.model!.outDir, 'model.json')),
@@ -297,6 +325,7 @@ export default defineTask<TrimRuntimeOptions>({
     const ratio = imageSizes.full.uncompressed ? (imageSizes.full.uncompressed / imageSizes.minimal.uncompressed).toFixed(1) : '?';
     return {
       summary: [
+        ...(noDevice ? [`NOT RUN ON A ${gpuName.toUpperCase()} GPU (--no-device): traced and verified on the CPU fallback; ${addedByRule.files} files (${humanBytes(addedByRule.bytes)}) added by the ${ctx.target.name} rules instead of by the trace (report.md lists them)`] : []),
         `minimal image: ${imageSizes.minimal.name}, ${humanBytes(imageSizes.minimal.uncompressed)} (${humanBytes(imageSizes.minimal.compressed)} zstd) against ${humanBytes(imageSizes.full.uncompressed)} full: ${ratio}x smaller`,
         `  podman load -i ${join(images, 'minimal.oci.tar')} (docker load -i ${join(images, 'minimal.docker.tar')})`,
         `  podman run --rm --network host -v ${rt.modelsDir}:${MODELS_MOUNT}:ro ${imageSizes.minimal.name}   (serves ${MODELS_MOUNT}/model.gguf on :8080; --entrypoint ${traced.cli} runs the CLI)`,

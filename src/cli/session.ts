@@ -22,6 +22,8 @@ export interface SessionFlags {
   cacheDir?: string;
   target?: string;
   jobs?: number;
+  /** `--no-device`: GPU targets go on without their GPU (tasks.detect-target.noDevice). */
+  noDevice?: boolean;
 }
 
 export async function openSession(io: CommandIO, flags: SessionFlags): Promise<Session> {
@@ -34,6 +36,10 @@ export async function openSession(io: CommandIO, flags: SessionFlags): Promise<S
     target: flags.target,
     jobs: flags.jobs,
   });
+  if (flags.noDevice) {
+    const tasks = config.tasks as Record<string, unknown>;
+    (config as { tasks: unknown }).tasks = { ...tasks, 'detect-target': { ...((tasks['detect-target'] as object | undefined) ?? {}), noDevice: true } };
+  }
   const registry = await loadRegistry({ plugins: config.plugins, configDir: loaded.file ? dirname(loaded.file) : io.cwd });
   let index: Promise<CacheIndex> | undefined;
   return {

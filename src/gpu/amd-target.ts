@@ -86,8 +86,9 @@ export function amdKeepRules(arch: string) {
     // every file of the library dirs; the drop rules remove the other arches (kernels load per shape, on demand)
     { ifLoaded: '**/librocblas.so*', paths: ['**/rocblas/**/library/**', `**/.kpack/*${arch}*`] },
     { ifLoaded: '**/libhipblaslt.so*', paths: ['**/hipblaslt/**/library/**', `**/.kpack/*${arch}*`] },
-    // comgr and the device bitcode are loaded only once a device exists
-    { ifLoaded: '**/libamdhip64.so*', paths: ['**/libamd_comgr.so*', '**/lib/llvm/amdgcn/bitcode/**', `**/.kpack/*${arch}*`] },
+    // comgr and the device bitcode are loaded only once a device exists; the bitcode is under TheRock's
+    // lib/llvm/amdgcn or a distribution's clang resource dir (Debian: /usr/lib/llvm-21/lib/clang/21/amdgcn)
+    { ifLoaded: '**/libamdhip64.so*', paths: ['**/libamd_comgr.so*', '**/amdgcn/bitcode/**', `**/.kpack/*${arch}*`] },
     '**/amdgpu.ids',
     // TheRock's links: model loading fails without them
     '**/llvm',

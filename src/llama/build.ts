@@ -6,7 +6,7 @@
  * tasks/build-llama.ts is a thin wrapper, so this runs without the engine.
  */
 import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as s from '../util/schema.js';
@@ -15,6 +15,8 @@ import { execStreaming } from './exec.js';
 import { installLlama, type InstallResult } from './install.js';
 import { DEFAULT_LLAMA_SOURCE, prepareSource, resolveSource, sourceSpecSchema, type SourceSpec } from './source.js';
 import { checkToolchain, type Toolchain } from './toolchain.js';
+import { ccacheStats, probeRootToolchain, ROOT_BUILD, rootBuildArgv, type RootBuildDirs } from './root-build.js';
+import { findHipCompiler } from '../gpu/amd-target.js';
 
 /** `tasks.build-llama` options, defaults filled. */
 export interface BuildLlamaOptions {
@@ -55,9 +57,17 @@ export const buildLlamaOptionsSchema: s.Schema<BuildLlamaOptions> = {
   },
 };
 
+/** A build inside a base root: the in-root HIP compiler (`$(hipconfig -l)/clang++`), when the target is a ROCm one. */
+export interface InRootBuild {
+  hipCompiler?: string;
+}
+
 /** The flags that describe the build (without machine paths): what the fingerprint covers. */
-export function buildFlags(target: ResolvedTarget, options: BuildLlamaOptions, runtimeRoot?: string): string[] {
+export function buildFlags(target: ResolvedTarget, options: BuildLlamaOptions, runtimeRoot?: string, inRoot?: InRootBuild): string[] {
   const ctx = { detection: target.detection, options: target.options, ...(runtimeRoot ? { runtimeRoot } : {}) };
+  // built in one root to run on other machines: no -march=native; the root's own HIP compiler (ROCm in /usr)
+  const targetFlags = target.definition.cmakeFlags(ctx);
+  const rootFlags = inRoot ? ['-DGGML_NATIVE=OFF', ...(inRoot.hipCompiler ? [`-DCMAKE_HIP_COMPILER=${inRoot.hipCompiler}`] : [])] : [];
   return [
     '-DBUILD_SHARED_LIBS=ON',
     '-DLLAMA_BUILD_TESTS=OFF',
@@ -65,7 +75,9 @@ export function buildFlags(target: ResolvedTarget, options: BuildLlamaOptions, r
     // link everything with RUNPATH $ORIGIN: the installed bin/ is relocatable
     '-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON',
     '-DCMAKE_INSTALL_RPATH=$ORIGIN',
-    ...target.definition.cmakeFlags(ctx),
+    // before the target's flags, so a target that asks for -DGGML_NATIVE=ON (targets.cpu.native) still gets it
+    ...rootFlags.filter((f) => !targetFlags.includes(f)),
+    ...targetFlags,
     `-DCMAKE_BUILD_TYPE=${options.buildType}`,
     ...options.cmakeFlags,
   ];
@@ -101,18 +113,20 @@ export function parseBuildProgress(line: string): { done: number; total: number 
   return null;
 }
 
-/** What `inputs()` declares for a build. */
-export async function buildLlamaInputs(target: ResolvedTarget, options: BuildLlamaOptions, cacheDir: string, signal?: AbortSignal): Promise<TaskInputs> {
+/** What `inputs()` declares for a build; `inRoot` when it runs inside a base root other than the host's. */
+export async function buildLlamaInputs(target: ResolvedTarget, options: BuildLlamaOptions, cacheDir: string, signal?: AbortSignal, inRoot = false): Promise<TaskInputs> {
   const source = await resolveSource(options.source, { cacheDir, signal });
-  const tools = ['cmake --version', 'cc --version', 'c++ --version'];
-  if (target.definition.family === 'rocm') tools.push('hipcc --version');
-  if (target.definition.family === 'cuda') tools.push('nvcc --version');
+  // in a base root the tools are the root's: its record (a dependency) holds their package versions
+  const tools = inRoot ? [] : ['cmake --version', 'cc --version', 'c++ --version'];
+  if (!inRoot && target.definition.family === 'rocm') tools.push('hipcc --version');
+  if (!inRoot && target.definition.family === 'cuda') tools.push('nvcc --version');
+  const rootBuild = inRoot ? { ...(target.definition.family === 'rocm' ? { hipCompiler: '$(hipconfig -l)/clang++' } : {}) } : undefined;
   return {
     params: {
       target: target.name,
       source: source.params,
       // the runtime root itself is covered by fetch-rocm's output digest
-      flags: buildFlags(target, options),
+      flags: buildFlags(target, options, undefined, rootBuild),
       targets: options.targets,
       buildType: options.buildType,
     },
@@ -127,6 +141,12 @@ export interface BuildLlamaParams {
   options: BuildLlamaOptions;
   /** The fetched ROCm/CUDA prefix. */
   runtimeRoot?: string;
+  /** Build inside this root (bubblewrap) instead of on the host; `/` or absent: the host. */
+  baseRoot?: string;
+  /** What the base root is (base-root's record), for build-info.json. */
+  baseRootRecord?: Json;
+  /** Host ccache directory bound into the root. @default <cacheDir>/ccache */
+  ccacheDir?: string;
   outDir: string;
   workDir: string;
   cacheDir: string;
@@ -149,6 +169,12 @@ export interface BuildInfo {
   buildTargets: string[];
   buildType: string;
   runtimeRoot: string | null;
+  /** Where it was built: the host, or a base root (kind, OS, packages count). */
+  builtIn: Json;
+  /** ccache hits and misses of this build, when ccache ran. */
+  ccacheStats: { hits: number; misses: number } | null;
+  /** When the build started (ISO time). */
+  startedAt: string;
   tools: Record<string, string>;
   env: Record<string, string>;
   ccache: boolean;
@@ -164,23 +190,55 @@ export async function buildLlama(p: BuildLlamaParams): Promise<BuildInfo> {
   const logFile = join(p.outDir, 'build.log');
   const logStream = createWriteStream(logFile);
   const write = (line: string) => logStream.write(line + '\n');
+  const inRoot = !!p.baseRoot && p.baseRoot !== '/';
   try {
-    const toolchain = await checkToolchain(p.target.definition, { runtimeRoot: p.runtimeRoot, env, targetOptions: p.target.options });
+    // a missing host tool is reported before anything is fetched
+    const hostChain = inRoot ? null : await checkToolchain(p.target.definition, { runtimeRoot: p.runtimeRoot, env, targetOptions: p.target.options });
     p.log?.info(`llama.cpp source: resolving ${JSON.stringify(p.options.source)}`);
     const resolved = await resolveSource(p.options.source, { cacheDir: p.cacheDir, signal: p.signal });
     const src = await prepareSource(p.options.source, { cacheDir: p.cacheDir, dest: join(p.workDir, 'src'), signal: p.signal, resolved });
     p.log?.info(`llama.cpp ${src.describe} (${src.commit ?? 'local tree'})`);
-    const flags = buildFlags(p.target, p.options, p.runtimeRoot);
     const buildDir = join(p.workDir, 'build');
-    const plan = planBuild({ sourceDir: src.dir, buildDir, flags, toolchain, targets: p.options.targets, jobs: p.options.jobs ?? availableParallelism(), env, ccacheBase: p.workDir });
+    const jobs = p.options.jobs ?? availableParallelism();
+    let toolchain: Toolchain;
+    let flags: string[];
+    let plan: BuildPlan;
+    let run: (args: string[]) => [string, string[]];
+    let dirs: RootBuildDirs | null = null;
+    if (inRoot) {
+      await mkdir(buildDir, { recursive: true });
+      const ccacheDir = p.ccacheDir ?? join(p.cacheDir, 'ccache');
+      await mkdir(ccacheDir, { recursive: true });
+      dirs = { root: p.baseRoot!, src: src.dir, build: buildDir, ccache: ccacheDir, ...(p.runtimeRoot ? { runtimeRoot: p.runtimeRoot } : {}) };
+      const hostHip = p.runtimeRoot ? findHipCompiler(p.runtimeRoot, p.target.options.hipCompiler === 'hipcc' ? 'hipcc' : 'clang') : null;
+      const chain = await probeRootToolchain(dirs, p.target.definition.family, hostHip, p.signal);
+      toolchain = chain;
+      flags = buildFlags(p.target, p.options, undefined, { ...(chain.hipCompiler ? { hipCompiler: chain.hipCompiler } : {}) });
+      if (p.runtimeRoot) flags.splice(flags.length - 1 - p.options.cmakeFlags.length, 0, '-DCMAKE_PREFIX_PATH=/opt/rocm');
+      plan = planBuild({ sourceDir: ROOT_BUILD.src, buildDir: ROOT_BUILD.build, flags, toolchain, targets: p.options.targets, jobs, env: {}, ccacheBase: ROOT_BUILD.top });
+      const d = dirs;
+      run = (args) => {
+        const argv = rootBuildArgv(d, ['cmake', ...args]);
+        return [argv[0]!, argv.slice(1)];
+      };
+      p.log?.info(`building in the base root ${p.baseRoot} (bubblewrap; source at ${ROOT_BUILD.src}, ccache ${ccacheDir} at ${ROOT_BUILD.ccache})`);
+    } else {
+      toolchain = hostChain!;
+      flags = buildFlags(p.target, p.options, p.runtimeRoot);
+      plan = planBuild({ sourceDir: src.dir, buildDir, flags, toolchain, targets: p.options.targets, jobs, env, ccacheBase: p.workDir });
+      run = (args) => [toolchain.cmake, args];
+    }
     const hint = `see ${logFile}`;
+    const before = dirs && toolchain.ccache ? await ccacheStats(dirs, p.signal) : null;
 
     write(`$ cmake ${plan.configure.join(' ')}`);
-    await execStreaming(toolchain.cmake, plan.configure, { env: plan.env, signal: p.signal, onLine: write, what: 'llama.cpp cmake configure', hint });
+    const [c0, a0] = run(plan.configure);
+    await execStreaming(c0, a0, { env: plan.env, signal: p.signal, onLine: write, what: 'llama.cpp cmake configure', hint });
 
     write(`$ cmake ${plan.build.join(' ')}`);
     const handle = p.progress?.start(`build llama.cpp (${p.target.name})`, { unit: 'steps' });
-    await execStreaming(toolchain.cmake, plan.build, {
+    const [c1, a1] = run(plan.build);
+    await execStreaming(c1, a1, {
       env: plan.env,
       signal: p.signal,
       what: 'llama.cpp build',
@@ -192,6 +250,12 @@ export async function buildLlama(p: BuildLlamaParams): Promise<BuildInfo> {
       },
     });
     handle?.done();
+    const after = dirs && toolchain.ccache ? await ccacheStats(dirs, p.signal) : null;
+    const stat = (st: Record<string, number> | null, ...keys: string[]) => keys.reduce((n, k) => n + (st?.[k] ?? 0), 0);
+    const ccache = before && after
+      ? { hits: stat(after, 'direct_cache_hit', 'preprocessed_cache_hit') - stat(before, 'direct_cache_hit', 'preprocessed_cache_hit'), misses: stat(after, 'cache_miss') - stat(before, 'cache_miss') }
+      : null;
+    if (ccache) write(`ccache: ${ccache.hits} hits, ${ccache.misses} misses`);
 
     const installed = await installLlama(buildDir, join(p.outDir, 'llama'), p.options.targets);
     for (const a of installed.absoluteRunpaths) p.log?.warn(`not relocatable: RUNPATH ${a}`);
@@ -208,6 +272,9 @@ export async function buildLlama(p: BuildLlamaParams): Promise<BuildInfo> {
       buildTargets: p.options.targets,
       buildType: p.options.buildType,
       runtimeRoot: p.runtimeRoot ?? null,
+      builtIn: inRoot ? { root: 'base-root', ...(p.baseRootRecord ? { record: p.baseRootRecord } : {}), sandbox: 'bwrap', paths: { ...ROOT_BUILD } } : { root: 'host' },
+      ccacheStats: ccache,
+      startedAt: new Date(started).toISOString(),
       tools: toolchain.versions,
       env: recordedEnv,
       ccache: toolchain.ccache !== null,

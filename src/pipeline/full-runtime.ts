@@ -25,6 +25,8 @@ export interface FullRuntime {
 }
 
 const LIBRARY = /\.so(\.\d+)*$/;
+/** Filled at run time by the sandbox or the container engine. */
+const SPECIAL = new Set(['/dev', '/proc', '/sys', '/tmp', '/run']);
 
 export async function fullRuntime(layout: RootLayout, closure: Closure): Promise<FullRuntime> {
   const entries = new Map<string, TarSource>();
@@ -53,6 +55,16 @@ export async function fullRuntime(layout: RootLayout, closure: Closure): Promise
     const mount = normalizeInRoot(l.mount);
     await walk(mount, l.source, true);
   }
+  // a base root of its own (a debootstrapped Debian with ROCm) is shipped whole: that is the image one would
+  // otherwise build FROM it; the host's / is not, only the directories the closure took libraries from
+  if (layout.base !== '/') {
+    for (const name of (await readdir(layout.base)).sort()) {
+      const inRoot = `/${name}`;
+      if (layerOf(layout, inRoot) || SPECIAL.has(inRoot)) continue;
+      const kind = await add(inRoot, posix.join(layout.base, name));
+      if (kind === 'dir') await walk(inRoot, posix.join(layout.base, name), true);
+    }
+  }
   const baseEntries = closure.entries.filter((e) => !layerOf(layout, e.path));
   const dirs = new Set<string>();
   for (const e of baseEntries) if (e.type === 'file' && (LIBRARY.test(e.path) || e.reason === 'interpreter')) dirs.add(posix.dirname(e.path));
@@ -64,8 +76,21 @@ export async function fullRuntime(layout: RootLayout, closure: Closure): Promise
 const KERNEL = /(\/library\/|\/\.kpack\/|\/amdgcn\/|\.hsaco$|\.co$|\.kpack$|TensileLibrary)/;
 
 /** Report categories: system, GPU runtime, GPU kernels per arch, llama.cpp, other. */
+/** A distribution's ROCm libraries (Debian: /usr/lib/x86_64-linux-gnu/libamdhip64.so.6, ...). */
+const DISTRO_ROCM = /^\/usr\/lib\/[^/]+\/(lib(amdhip64|hsa-runtime64|hsakmt|rocblas|hipblas|hipblaslt|rocsolver|rocsparse|rocprim|amd_comgr|roctx64|roctracer64|rocprofiler-register|rocm_smi64|rocm-core|hiprtc)[^/]*|rocblas\/.*|hipblaslt\/.*)$/;
+/** The LLVM/clang libraries comgr pulls in, and a distribution's clang resource dir. */
+const DISTRO_LLVM = /^\/usr\/lib\/([^/]+\/lib(LLVM|clang-cpp)[^/]*|llvm-\d+\/.*)$/;
+
 export function pipelineCategory(p: string): string {
   if (p.startsWith('/opt/llama/')) return 'llama.cpp';
+  if (DISTRO_ROCM.test(p) || (p.startsWith('/usr/lib/llvm-') && /\/amdgcn\//.test(p))) {
+    if (KERNEL.test(p)) {
+      const arch = /gfx\d+[a-z0-9]*/.exec(p.slice(p.lastIndexOf('/')))?.[0];
+      return `GPU kernels (${arch ?? 'any arch'})`;
+    }
+    return 'GPU runtime';
+  }
+  if (DISTRO_LLVM.test(p)) return 'LLVM (comgr, compilers)';
   if (p.startsWith('/opt/rocm/')) {
     if (KERNEL.test(p)) {
       const arch = /gfx\d+[a-z0-9]*/.exec(p.slice(p.lastIndexOf('/')))?.[0] ?? /gfx\d+[a-z0-9]*/.exec(p)?.[0];

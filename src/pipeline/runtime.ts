@@ -7,7 +7,9 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { rootPath } from '../baseroot/inspect.js';
+import type { BaseRootRecord } from '../baseroot/types.js';
 import { RocmflowError } from '../errors.js';
 import type { DepResult } from '../plugin/types.js';
 import type { RootLayout } from '../runtime/layout.js';
@@ -30,17 +32,32 @@ export interface PipelineRuntime {
   binDir: string;
 }
 
-/** Build the layout from the task's dependencies; `baseRoot` is relative to the project root. */
-export async function pipelineRuntime(deps: Readonly<Record<string, DepResult>>, opts: { baseRoot?: string; projectRoot: string }): Promise<PipelineRuntime> {
+/** The base root base-root recorded (`/` without that dependency) and its record. */
+export async function baseRootFromDeps(deps: Readonly<Record<string, DepResult>>, opts: { cacheDir: string; projectRoot: string }): Promise<{ path: string; record: BaseRootRecord | null }> {
+  const dep = deps['base-root'];
+  if (!dep) return { path: '/', record: null };
+  const file = join(dep.outDir, 'root.json');
+  let record: BaseRootRecord;
+  try {
+    record = JSON.parse(await readFile(file, 'utf8')) as BaseRootRecord;
+  } catch (e) {
+    throw new RocmflowError('E_BASE_ROOT', `${file}: ${(e as Error).message}`);
+  }
+  if (!record || typeof record !== 'object' || !record.location || typeof record.location !== 'object') throw new RocmflowError('E_BASE_ROOT', `${file}: no "location"`);
+  const path = rootPath(record, opts.cacheDir, opts.projectRoot);
+  if (path !== '/' && !existsSync(join(path, 'usr'))) throw new RocmflowError('E_BASE_ROOT', `base root ${path} (${file}) is not a root directory (no usr/ in it): rerun base-root`);
+  return { path, record };
+}
+
+/** Build the layout from the task's dependencies: the base root from base-root, the layers from fetch-rocm and build-llama. */
+export async function pipelineRuntime(deps: Readonly<Record<string, DepResult>>, opts: { cacheDir: string; projectRoot: string }): Promise<PipelineRuntime> {
   const build = deps['build-llama'];
   const model = deps['model'];
   if (!build || !model) throw new RocmflowError('E_MISSING_DEP', 'the full runtime needs the build-llama and model results');
   const llamaDir = join(build.outDir, 'llama');
   if (!existsSync(join(llamaDir, 'bin', 'llama-server')))
     throw new RocmflowError('E_MISSING_DEP', `${llamaDir}/bin has no llama-server: add it to tasks.build-llama.targets`);
-  const base = opts.baseRoot ? resolve(opts.projectRoot, opts.baseRoot) : '/';
-  if (base !== '/' && !existsSync(join(base, 'usr')))
-    throw new RocmflowError('E_BASE_ROOT', `tasks.strace-trace.baseRoot: ${base} is not a root directory (no usr/ in it)`, { exitCode: 2 });
+  const base = (await baseRootFromDeps(deps, opts)).path;
   const runtimeRoot = (await runtimeRootFromDeps(deps)) ?? null;
   const layers = [...(runtimeRoot ? [{ mount: ROCM_MOUNT, source: runtimeRoot }] : []), { mount: LLAMA_MOUNT, source: llamaDir }];
   return { layout: { base, layers }, llamaDir, runtimeRoot, modelsDir: model.outDir, binDir: `${LLAMA_MOUNT}/bin` };

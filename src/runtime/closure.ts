@@ -23,7 +23,7 @@ import { posix } from 'node:path';
 import type { KeepRule } from '../plugin/types.js';
 import type { AccessSet } from '../trace/access-set.js';
 import { matchAny, matchGlob, isGlob } from '../util/glob.js';
-import { hostPath, lstatInRoot, normalizeInRoot, resolveInRoot, type RootLayout } from './layout.js';
+import { hostPath, layerOf, lstatInRoot, normalizeInRoot, resolveInRoot, type RootLayout } from './layout.js';
 import { DynamicLoader, type LoadedObject } from './ldso.js';
 
 /** Why a path is in the trimmed root. */
@@ -72,6 +72,9 @@ export interface ClosureOptions {
 
 /** Which reason a file met more than once reports (drop rules spare interpreters). */
 const RANK: Record<ClosureReason, number> = { interpreter: 6, traced: 5, shebang: 4, needed: 3, rule: 2, symlink: 1, 'lookup-dir': 0 };
+
+/** Where keep rules look in a base root: the system's files, not /home, /root, /var or /tmp. */
+const BASE_RULE_DIRS = ['usr', 'opt', 'etc'];
 
 const ALWAYS_EXCLUDED = ['/proc', '/proc/**', '/sys', '/sys/**', '/dev', '/dev/**'];
 
@@ -251,6 +254,16 @@ class ClosureBuilder {
     for (const layer of this.opts.layout.layers) {
       for await (const rel of walk(layer.source)) {
         const p = posix.join(normalizeInRoot(layer.mount), rel);
+        if (matchAny(p, patterns) && !this.entries.has(p)) await this.include(p, 'rule');
+      }
+    }
+    // a base root of its own (a Debian root with ROCm under /usr) is the runtime too; the host's / is not walked
+    const { base } = this.opts.layout;
+    if (base === '/') return;
+    for (const top of BASE_RULE_DIRS) {
+      for await (const rel of walk(base, top)) {
+        const p = '/' + rel;
+        if (layerOf(this.opts.layout, p)) continue;
         if (matchAny(p, patterns) && !this.entries.has(p)) await this.include(p, 'rule');
       }
     }

@@ -133,7 +133,7 @@ describe('strace-trace without the GPU', () => {
     expect(r.code).toBe(1);
     const tasks = Object.fromEntries(r.events.filter((e) => e.type === 'task').map((e) => [e.task, e]));
     expect(tasks['detect-target']?.state).toBe('failed');
-    expect(tasks['detect-target']?.error).toMatch(/^no gfx1151 GPU found for target gfx1151 \(.+\): use --target cpu, or --target auto$/);
+    expect(tasks['detect-target']?.error).toMatch(/^no gfx1151 GPU found for target gfx1151 \(.+\): use --target cpu, or --target auto; or --no-device to build, trace \(CPU fallback\), trim and package for gfx1151 without it$/);
     // nothing was built, nothing was traced
     expect(tasks['build-llama']?.state).not.toBe('ran');
     expect(tasks['strace-trace']?.state).toBe('skipped');

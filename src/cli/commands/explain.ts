@@ -9,12 +9,12 @@ import { usageError } from '../../errors.js';
 export const explainCommand: Command = {
   name: 'explain',
   summary: 'say why a task would rerun: the fingerprint fields that changed',
-  usage: 'rocmflow explain TASK [--target T] [--json] [--config F] [--cache-dir D]',
+  usage: 'rocmflow explain TASK [--target T] [--no-device] [--json] [--config F] [--cache-dir D]',
   async run(argv, io) {
-    const { flags, positionals } = parseArgs(argv, COMMON_FLAGS, 'explain');
+    const { flags, positionals } = parseArgs(argv, { ...COMMON_FLAGS, 'no-device': { type: 'boolean' as const } }, 'explain');
     if (positionals.length !== 1) throw usageError('E_USAGE', 'explain: name one task, e.g. rocmflow explain build-llama');
     const task = positionals[0]!;
-    const s = await openSession(io, { config: flags.config as string | undefined, cacheDir: flags['cache-dir'] as string | undefined, target: flags.target as string | undefined });
+    const s = await openSession(io, { config: flags.config as string | undefined, cacheDir: flags['cache-dir'] as string | undefined, target: flags.target as string | undefined, noDevice: !!flags['no-device'] });
     try {
       const tasks = [...s.registry.tasks.values()].map((t) => ({ name: t.def.name, deps: t.def.deps ?? [] }));
       const graph = TaskGraph.select(tasks, [task]);

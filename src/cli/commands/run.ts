@@ -18,12 +18,13 @@ const FLAGS = {
   explain: { type: 'boolean' as const },
   verbose: { type: 'boolean' as const, short: 'v' },
   jobs: { type: 'string' as const, short: 'j' },
+  'no-device': { type: 'boolean' as const },
 };
 
 export const runCommand: Command = {
   name: 'run',
   summary: 'run tasks and their dependencies, reusing fresh and cached results',
-  usage: `rocmflow run [TASK...] [--target T|auto] [--force [TASK]] [--dry-run] [--explain] [--json] [-j N] [--config F] [--cache-dir D] [--verbose]
+  usage: `rocmflow run [TASK...] [--target T|auto] [--force [TASK]] [--dry-run] [--explain] [--json] [-j N] [--no-device] [--config F] [--cache-dir D] [--verbose]
 
   TASK         tasks to run (with their dependencies); default: the config's default list (package-image)
   --target     target plugin, or auto (default from config, else auto)
@@ -32,7 +33,8 @@ export const runCommand: Command = {
   --explain    print which fingerprint fields changed for every task that runs
   --json       one JSON event per line on stdout
   -j, --jobs   parallel tasks (default: number of CPUs)
-  --verbose    stream task output; replay logs of cached tasks`,
+  --verbose    stream task output; replay logs of cached tasks
+  --no-device  a GPU target without its GPU: build, trace on the CPU fallback, keep device-only files by rule`,
   async run(argv, io) {
     const { flags, positionals } = parseArgs(argv, FLAGS, 'run');
     const session = await openSession(io, {
@@ -40,6 +42,7 @@ export const runCommand: Command = {
       cacheDir: flags['cache-dir'] as string | undefined,
       target: flags.target as string | undefined,
       jobs: intFlag(flags.jobs, 'jobs', 'run'),
+      noDevice: !!flags['no-device'],
     });
     try {
       return await runWith(session, positionals, flags, io);

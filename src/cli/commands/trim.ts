@@ -16,6 +16,8 @@ import type { RootLayout } from '../../runtime/layout.js';
 import { layoutFiles, trimReport } from '../../runtime/report.js';
 import type { SandboxBind } from '../../runtime/sandbox.js';
 import { verifyRoot } from '../../runtime/verify.js';
+import { loadRegistry } from '../../plugin/load.js';
+import { targetByName } from '../../plugin/select-target.js';
 
 const USAGE = `usage: rocmflow trim TRACE... --dest DIR [options] [-- COMMAND...]
 
@@ -31,6 +33,7 @@ the layout (or the prefix of -ff logs).
   --bind DIR=MOUNT        bind host DIR at MOUNT for the verification runs (repeatable)
   --exclude GLOB          never include (repeatable; /proc, /sys, /dev always)
   --keep GLOB / --drop GLOB / --host-provided GLOB   target rules (repeatable)
+  --target NAME           add that target's keep, drop and host-provided rules (e.g. gfx1151)
   --library-path DIRS     LD_LIBRARY_PATH the workload runs with (colon-separated)
   --env KEY=VALUE         environment of the verification runs (repeatable)
   --manifest FILE         manifest path (default DIR/../<name>.manifest.json)
@@ -55,7 +58,7 @@ export const trimCommand: Command = {
       dest: { type: 'string' }, base: { type: 'string' }, layer: multi, mounted: multi, bind: multi, exclude: multi,
       keep: multi, drop: multi, 'host-provided': multi, 'library-path': { type: 'string' }, env: multi,
       manifest: { type: 'string' }, report: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      debug: { type: 'boolean' },
+      debug: { type: 'boolean' }, target: { type: 'string' },
     }, 'trim');
     if (flags.help) {
       io.out(USAGE);
@@ -73,12 +76,21 @@ export const trimCommand: Command = {
     const env = Object.fromEntries(pairs(list('env'), 'env'));
     if (libraryPath && env.LD_LIBRARY_PATH === undefined) env.LD_LIBRARY_PATH = libraryPath.join(':');
 
+    // a target's rules, as the pipeline applies them: its keep rules may depend on what was loaded
+    const target = typeof flags.target === 'string'
+      ? targetByName(await loadRegistry({ plugins: [], configDir: io.cwd }), flags.target)
+      : null;
     const trace = await parseTraceFiles(positionals.map((p) => resolve(io.cwd, p)));
+    const rules = {
+      keep: [...(list('keep') ?? []), ...(target?.keep ?? [])], drop: [...(list('drop') ?? []), ...(target?.drop ?? [])],
+      hostProvided: [...(list('host-provided') ?? []), ...(target?.hostProvided ?? [])],
+    };
     const closure = await computeClosure({
       layout, access: trace.access, libraryPath,
       exclude: list('exclude'), mounted: [...(list('mounted') ?? []), ...binds.map((b) => `${b.dest}/**`)],
-      keep: list('keep'), drop: list('drop'), hostProvided: list('host-provided'),
+      ...rules,
     });
+    const byRule = closure.entries.filter((e) => e.reason === 'rule' && e.type === 'file').length;
     const dest = resolve(io.cwd, flags.dest);
     const manifest = await assembleRoot(closure, {
       layout, dest, signal: io.signal,
@@ -94,10 +106,10 @@ export const trimCommand: Command = {
 
     if (flags.json) {
       io.out(JSON.stringify({ dest, files: manifest.files, bytes: manifest.bytes, hostProvided: closure.hostProvided,
-        excluded: closure.excluded.length, warnings: [...trace.warnings, ...closure.warnings], verify }));
+        excluded: closure.excluded.length, keptByRule: byRule, ...(target ? { target: target.name } : {}), warnings: [...trace.warnings, ...closure.warnings], verify }));
     } else {
       for (const w of [...trace.warnings, ...closure.warnings]) io.err(`warning: ${w}`);
-      io.out(`trimmed root: ${dest} (${manifest.files} files, ${(manifest.bytes / 2 ** 20).toFixed(1)} MiB)`);
+      io.out(`trimmed root: ${dest} (${manifest.files} files, ${(manifest.bytes / 2 ** 20).toFixed(1)} MiB)${target ? `; ${target.name} rules kept ${byRule} files the trace did not show` : ''}`);
       if (closure.hostProvided.length) io.out(`host-provided (not included): ${closure.hostProvided.join(', ')}`);
       if (verify?.ok) io.out(`verified with ${verify.method}: identical output`);
     }
