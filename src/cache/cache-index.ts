@@ -8,24 +8,66 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Keyv from 'keyv';
 import KeyvSqlite from '@keyv/sqlite';
+import { RocmflowError } from '../errors.js';
 
 export type Namespace = 'action' | 'state' | 'stat' | 'tool' | 'history' | 'stats';
+
+/** What to do about each SQLite failure of the index, in one line. */
+function indexError(e: unknown, file: string): unknown {
+  const code = String((e as { code?: unknown })?.code ?? '');
+  if (!code.startsWith('SQLITE_')) return e;
+  const dir = file.slice(0, file.lastIndexOf('/'));
+  const why =
+    code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT'
+      ? 'is not a valid SQLite database (corrupt); move it away and rerun: the blobs stay, results are recorded again'
+      : code === 'SQLITE_READONLY' || code === 'SQLITE_PERM' || code === 'SQLITE_AUTH'
+        ? `is read-only; make it and ${dir} writable, or pass --cache-dir DIR`
+        : code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED'
+          ? 'is locked by another process; wait for it to finish, or pass --cache-dir DIR'
+          : code === 'SQLITE_CANTOPEN'
+            ? `cannot be opened; check that it is a file and that ${dir} is a writable directory, or pass --cache-dir DIR`
+            : code === 'SQLITE_FULL' || code === 'SQLITE_IOERR'
+              ? 'cannot be written (disk full or I/O error); free space or pass --cache-dir DIR'
+              : `failed (${(e as Error).message})`;
+  return new RocmflowError('E_CACHE_INDEX', `cache index ${file} ${why} [${code}]`, { cause: e });
+}
 
 export class CacheIndex {
   private readonly store: KeyvSqlite;
   private readonly spaces = new Map<Namespace, Keyv>();
 
-  private constructor(store: KeyvSqlite) {
+  readonly file: string;
+
+  private constructor(store: KeyvSqlite, file: string) {
     this.store = store;
+    this.file = file;
   }
 
   static async open(cacheDir: string): Promise<CacheIndex> {
     mkdirSync(cacheDir, { recursive: true });
-    const store = new KeyvSqlite({ uri: `sqlite://${join(cacheDir, 'index.sqlite')}`, busyTimeout: 30_000 });
-    const idx = new CacheIndex(store);
-    await store.query('PRAGMA journal_mode=WAL');
-    await store.query('PRAGMA synchronous=NORMAL');
+    const file = join(cacheDir, 'index.sqlite');
+    const store = new KeyvSqlite({ uri: `sqlite://${file}`, busyTimeout: 30_000 });
+    // keyv reports a failed connection as an 'error' event too; the query below reports it once
+    (store as unknown as { on?(ev: string, f: () => void): void }).on?.('error', () => {});
+    const idx = new CacheIndex(store, file);
+    try {
+      await store.query('PRAGMA journal_mode=WAL');
+      await store.query('PRAGMA synchronous=NORMAL');
+      // reading the table finds a database that opened but is not one
+      await idx.get('stats', 'totals');
+    } catch (e) {
+      await store.close().catch(() => {});
+      throw indexError(e, file);
+    }
     return idx;
+  }
+
+  private async guard<T>(f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      throw indexError(e, this.file);
+    }
   }
 
   private ns(name: Namespace): Keyv {
@@ -40,22 +82,28 @@ export class CacheIndex {
   }
 
   async get<T>(ns: Namespace, key: string): Promise<T | undefined> {
-    return (await this.ns(ns).get(key)) as T | undefined;
+    return this.guard(async () => (await this.ns(ns).get(key)) as T | undefined);
   }
 
   async getMany<T>(ns: Namespace, keys: string[]): Promise<(T | undefined)[]> {
-    const out: (T | undefined)[] = [];
-    // SQLite limits bound parameters per statement
-    for (let i = 0; i < keys.length; i += 500) out.push(...((await this.ns(ns).getMany(keys.slice(i, i + 500))) as (T | undefined)[]));
-    return out;
+    return this.guard(async () => {
+      const out: (T | undefined)[] = [];
+      // SQLite limits bound parameters per statement
+      for (let i = 0; i < keys.length; i += 500) out.push(...((await this.ns(ns).getMany(keys.slice(i, i + 500))) as (T | undefined)[]));
+      return out;
+    });
   }
 
   async set(ns: Namespace, key: string, value: unknown): Promise<void> {
-    await this.ns(ns).set(key, value);
+    await this.guard(() => this.ns(ns).set(key, value));
   }
 
   async setMany(ns: Namespace, entries: { key: string; value: unknown }[]): Promise<void> {
     if (!entries.length) return;
+    return this.guard(() => this.setManyRaw(ns, entries));
+  }
+
+  private async setManyRaw(ns: Namespace, entries: { key: string; value: unknown }[]): Promise<void> {
     // one multi-row upsert per chunk: per-key sets cost ~0.3 ms each
     const k = this.ns(ns);
     const table = (this.store as unknown as { opts: { table: string } }).opts.table;
@@ -71,14 +119,16 @@ export class CacheIndex {
   }
 
   async delete(ns: Namespace, key: string): Promise<void> {
-    await this.ns(ns).delete(key);
+    await this.guard(() => this.ns(ns).delete(key));
   }
 
   /** All keys (without namespace prefix) and values of a namespace. */
   async entries<T>(ns: Namespace): Promise<[string, T][]> {
-    const out: [string, T][] = [];
-    for await (const [k, v] of (this.ns(ns).iterator as unknown as (n?: string) => AsyncGenerator<[string, T]>)(ns)) out.push([k, v]);
-    return out;
+    return this.guard(async () => {
+      const out: [string, T][] = [];
+      for await (const [k, v] of (this.ns(ns).iterator as unknown as (n?: string) => AsyncGenerator<[string, T]>)(ns)) out.push([k, v]);
+      return out;
+    });
   }
 
   async close(): Promise<void> {

@@ -125,7 +125,8 @@ export class ContentStore {
   verify(digest: string): boolean {
     const p = this.path(digest);
     try {
-      if (hashFileSync(p).digest === digest) return true;
+      // a blob is a regular file; a link or anything else in its place is evicted unread
+      if (lstatSync(p).isFile() && hashFileSync(p).digest === digest) return true;
     } catch {
       return false;
     }

@@ -14,7 +14,15 @@ export interface BlobInfo {
   size: number;
 }
 
-export function listBlobs(store: ContentStore): BlobInfo[] {
+const SHARD = /^[0-9a-f]{2}$/;
+const DIGEST = /^[0-9a-f]{64}$/;
+
+/**
+ * Every blob in the store. Anything else under `cas/` (a stray file, a
+ * misnamed directory, a blob in the wrong shard) is not a blob: it is left
+ * alone and reported through `onStray` with its path.
+ */
+export function listBlobs(store: ContentStore, onStray?: (path: string) => void): BlobInfo[] {
   const out: BlobInfo[] = [];
   let dirs: string[] = [];
   try {
@@ -22,28 +30,67 @@ export function listBlobs(store: ContentStore): BlobInfo[] {
   } catch {
     return out;
   }
-  for (const d of dirs)
-    for (const f of readdirSync(join(store.dir, d))) {
+  for (const d of dirs) {
+    const dir = join(store.dir, d);
+    if (!SHARD.test(d) || !lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+      onStray?.(dir);
+      continue;
+    }
+    for (const f of readdirSync(dir)) {
+      if (!DIGEST.test(f) || f.slice(0, 2) !== d) {
+        onStray?.(join(dir, f));
+        continue;
+      }
       try {
-        out.push({ digest: f, size: lstatSync(join(store.dir, d, f)).size });
+        out.push({ digest: f, size: lstatSync(join(dir, f)).size });
       } catch {}
     }
+  }
   return out;
+}
+
+/** The one-line warning for a stray path under `cas/`. */
+export function strayWarning(path: string): string {
+  return `warning: ${path} is not a cache blob; ignored (remove it, or run \`rocmflow cache gc\` after moving it away)`;
 }
 
 export async function verifyCache(
   index: CacheIndex,
   store: ContentStore,
   onProgress?: (done: number, total: number) => void,
-): Promise<{ blobs: number; bad: string[]; entriesDropped: string[] }> {
-  const blobs = listBlobs(store);
+  onStray?: (path: string) => void,
+): Promise<{ blobs: number; bad: string[]; entriesDropped: string[]; statesDropped: string[] }> {
+  const blobs = listBlobs(store, onStray);
   const bad: string[] = [];
+  const badInodes = new Set<number>();
   blobs.forEach((b, i) => {
-    if (!store.verify(b.digest)) bad.push(b.digest);
+    const ino = lstatSync(store.path(b.digest), { throwIfNoEntry: false })?.ino;
+    if (!store.verify(b.digest)) {
+      bad.push(b.digest);
+      if (ino !== undefined) badInodes.add(ino);
+    }
     onProgress?.(i + 1, blobs.length);
   });
   const entriesDropped = await dropEntriesMissingBlobs(index, store);
-  return { blobs: blobs.length, bad, entriesDropped };
+  const statesDropped = badInodes.size ? await dropStatesSharing(index, badInodes) : [];
+  return { blobs: blobs.length, bad, entriesDropped, statesDropped };
+}
+
+/**
+ * Outputs restored or captured as hard links share their blob's inode: when
+ * that blob was corrupt, so are they. The workspace states recording such
+ * an inode are dropped, so the next run does not call those outputs fresh.
+ */
+async function dropStatesSharing(index: CacheIndex, inodes: Set<number>): Promise<string[]> {
+  const dropped: string[] = [];
+  for (const [key, st] of await index.entries<{ disk?: Record<string, string> }>('state')) {
+    const shares = Object.values(st?.disk ?? {}).some((stamp) => stamp.startsWith('f:') && inodes.has(Number(stamp.slice(stamp.lastIndexOf(':') + 1))));
+    if (shares) {
+      await index.delete('state', key);
+      dropped.push(key);
+    }
+  }
+  return dropped;
 }
 
 async function dropEntriesMissingBlobs(index: CacheIndex, store: ContentStore): Promise<string[]> {
@@ -61,6 +108,7 @@ export async function gcCache(
   index: CacheIndex,
   store: ContentStore,
   maxBytes: number,
+  onStray?: (path: string) => void,
 ): Promise<{ before: number; after: number; entriesRemoved: number; blobsRemoved: number }> {
   // temp files of runs that died
   try {
@@ -69,7 +117,7 @@ export async function gcCache(
       if (Date.now() - statSync(p).mtimeMs > 3600_000) rmSync(p, { recursive: true, force: true });
     }
   } catch {}
-  const blobs = new Map(listBlobs(store).map((b) => [b.digest, b.size]));
+  const blobs = new Map(listBlobs(store, onStray).map((b) => [b.digest, b.size]));
   const before = [...blobs.values()].reduce((a, b) => a + b, 0);
   const entries = await index.entries<ActionEntry>('action');
   const used = new Map((await index.entries<number>('stats')).filter(([k]) => k.startsWith('used:')).map(([k, v]) => [k.slice(5), v]));

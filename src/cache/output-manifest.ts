@@ -3,10 +3,11 @@
  * their modes and digests), how it is captured into the content store, how
  * it is restored, and how the outputs on disk are checked against it.
  */
+import { randomBytes } from 'node:crypto';
 import {
-  chmodSync, constants, copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, type Stats,
+  chmodSync, constants, copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, type Stats,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { canonicalJson, sha256 } from '../util/canonical.js';
 import { hashFiles } from '../util/hash-pool.js';
@@ -44,6 +45,56 @@ export function manifestDigest(m: OutputManifest): string {
 
 export function manifestBytes(m: OutputManifest): number {
   return m.entries.reduce((a, e) => a + (e.size ?? 0), 0);
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * Normalise a task's declared output paths, whatever form declared them
+ * (an array or a function): each must stay inside the output directory.
+ * Throws E_OUTPUT_PATH naming the task and the path.
+ */
+export function normalizeOutputs(task: string, outputs: unknown): string[] {
+  if (!Array.isArray(outputs)) throw new RocmflowError('E_OUTPUT_PATH', `task ${task}: outputs must be a list of relative paths`);
+  return outputs.map((o) => {
+    const n = typeof o === 'string' && o !== '' && !o.includes('\0') && !o.startsWith('/') ? posix.normalize(o).replace(/\/+$/, '') : null;
+    if (n === null || n === '.' || n === '..' || n.startsWith('../'))
+      throw new RocmflowError('E_OUTPUT_PATH', `task ${task}: output ${JSON.stringify(o)} is not a relative path inside the task's output directory`);
+    return n;
+  });
+}
+
+/**
+ * Check a manifest made elsewhere (a remote, a shared index) before any of
+ * it touches the disk: known types; unique, normalised, relative paths;
+ * nothing below a symlink or a file of the same manifest (in any order);
+ * digests that are 64 hex digits. With `outputs`, every path must lie in
+ * one of them. Returns a one-line reason, or null when it is sound.
+ */
+export function manifestProblem(manifest: unknown, outputs?: readonly string[]): string | null {
+  const entries = (manifest as OutputManifest | undefined)?.entries;
+  if (!Array.isArray(entries)) return 'manifest.entries missing';
+  const types = new Map<string, string>();
+  for (const m of entries as ManifestEntry[]) {
+    const p = m?.path;
+    if (typeof p !== 'string' || p === '' || p.startsWith('/') || p.includes('\0') || p.split('/').some((c) => c === '' || c === '.' || c === '..'))
+      return `unsafe output path ${JSON.stringify(p)}`;
+    if (types.has(p)) return `${p} is listed twice`;
+    if (!Number.isInteger(m.mode) || m.mode < 0 || m.mode > 0o7777) return `${p}: bad mode`;
+    if (m.type === 'file') {
+      if (typeof m.sha256 !== 'string' || !HEX64.test(m.sha256) || !Number.isSafeInteger(m.size) || m.size! < 0) return `${p}: bad digest or size`;
+    } else if (m.type === 'symlink') {
+      if (typeof m.target !== 'string' || m.target === '' || m.target.includes('\0')) return `${p}: symlink target missing`;
+    } else if (m.type !== 'dir') return `${p}: unknown type ${JSON.stringify(m.type)}`;
+    if (outputs && !outputs.some((o) => p === o || p.startsWith(`${o}/`))) return `${p} is not under a declared output`;
+    types.set(p, m.type);
+  }
+  for (const p of types.keys())
+    for (let i = p.indexOf('/'); i > 0; i = p.indexOf('/', i + 1)) {
+      const t = types.get(p.slice(0, i));
+      if (t && t !== 'dir') return `${p} lies under a ${t} (${p.slice(0, i)})`;
+    }
+  return null;
 }
 
 function walk(root: string, rel: string, out: { rel: string; st: Stats }[]): void {
@@ -137,6 +188,8 @@ export async function captureOutputs(
  * when a blob is gone or was modified; the caller evicts and reruns.
  */
 export function restoreOutputs(outDir: string, manifest: OutputManifest, store: ContentStore, outputs: readonly string[]): DiskState {
+  const problem = manifestProblem(manifest, outputs);
+  if (problem) throw new RocmflowError('E_BAD_ENTRY', `cache entry refused: ${problem}`);
   // one lstat per blob: is it there, unmodified, and which exec bit does it have
   const blobStats = new Map<string, Stats>();
   for (const e of manifest.entries)
@@ -147,6 +200,7 @@ export function restoreOutputs(outDir: string, manifest: OutputManifest, store: 
       } catch {
         throw new RocmflowError('E_BLOB_MISSING', `blob ${e.sha256} for ${e.path} is missing from the cache`);
       }
+      if (!st.isFile()) throw new RocmflowError('E_BLOB_MODIFIED', `blob ${e.sha256} for ${e.path} is not a regular file`);
       if (store.statLooksModified(st, e.size!)) throw new RocmflowError('E_BLOB_MODIFIED', `blob ${e.sha256} for ${e.path} was modified on disk`);
       blobStats.set(e.sha256!, st);
     }
@@ -161,10 +215,25 @@ export function restoreOutputs(outDir: string, manifest: OutputManifest, store: 
       mkdirSync(d);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') mkdirSync(d, { recursive: true });
-      else if (code !== 'EEXIST') throw e;
+      if (code === 'ENOENT') {
+        ensureDir(dirname(d));
+        mkdirSync(d);
+      } else if (code !== 'EEXIST') throw e;
+      // something already there must be a real directory, never a link to elsewhere
+      else if (!lstatSync(d).isDirectory()) throw new RocmflowError('E_BAD_ENTRY', `cannot restore into ${d}: it exists and is not a directory`);
     }
     made.add(d);
+  };
+  // every name is created under a temp name and renamed into place: a rename
+  // replaces whatever is at the destination and never follows a link there
+  const tmpName = (dest: string) => `${dirname(dest)}/.rf-restore-${randomBytes(6).toString('hex')}`;
+  const place = (tmp: string, dest: string) => {
+    try {
+      renameSync(tmp, dest);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
   };
   const dirs: ManifestEntry[] = [];
   const disk: DiskState = {};
@@ -176,24 +245,27 @@ export function restoreOutputs(outDir: string, manifest: OutputManifest, store: 
       dirs.push(e);
       disk[e.path] = `d:${e.mode & 0o7555}`;
     } else if (e.type === 'symlink') {
-      symlinkSync(e.target!, dest);
+      const tmp = tmpName(dest);
+      symlinkSync(e.target!, tmp);
+      place(tmp, dest);
       disk[e.path] = `l:${e.target}`;
     } else {
       const blob = store.path(e.sha256!);
       const bst = blobStats.get(e.sha256!)!;
       let linked = false;
+      const tmp = tmpName(dest);
       if ((bst.mode & 0o111) !== 0 === ((e.mode & 0o111) !== 0)) {
         try {
-          linkSync(blob, dest);
+          linkSync(blob, tmp);
           linked = true;
         } catch {}
       }
-      if (linked) disk[e.path] = stampOf(bst);
-      else {
-        copyFileSync(blob, dest, constants.COPYFILE_FICLONE);
-        chmodSync(dest, e.mode);
-        disk[e.path] = stampOf(lstatSync(dest));
+      if (!linked) {
+        copyFileSync(blob, tmp, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
+        chmodSync(tmp, e.mode);
       }
+      place(tmp, dest);
+      disk[e.path] = linked ? stampOf(bst) : stampOf(lstatSync(dest));
     }
   }
   // directory modes last, deepest first, so read-only dirs don't block their children

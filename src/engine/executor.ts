@@ -10,7 +10,7 @@ import type { ActionEntry } from '../cache/action-entry.js';
 import type { CacheIndex } from '../cache/cache-index.js';
 import { ContentStore } from '../cache/content-store.js';
 import {
-  captureOutputs, diskMatches, diskState, manifestBytes, manifestDigest, restoreOutputs, type DiskState,
+  captureOutputs, diskMatches, diskState, manifestBytes, manifestDigest, normalizeOutputs, restoreOutputs, type DiskState,
 } from '../cache/output-manifest.js';
 import type { RemoteCache } from '../cache/remote/types.js';
 import type { ResolvedConfig } from '../config/types.js';
@@ -72,6 +72,7 @@ export class Executor {
   private readonly uploads: Promise<void>[] = [];
   readonly logDir: string;
   private failed = false;
+  private readonly refused = new Set<string>();
 
   constructor(o: ExecutorOptions) {
     this.o = o;
@@ -159,7 +160,8 @@ export class Executor {
   }
 
   outputsOf(def: LoadedTask['def'], name: string): string[] {
-    return typeof def.outputs === 'function' ? def.outputs(this.taskContext(name)) : def.outputs;
+    // one check for every form: a function's result is held to the same rule as a list
+    return normalizeOutputs(name, typeof def.outputs === 'function' ? def.outputs(this.taskContext(name)) : def.outputs);
   }
 
   private async decide(name: string, start: number): Promise<void> {
@@ -208,6 +210,7 @@ export class Executor {
     name: string, key: string, outDir: string, outputs: string[], fp: Awaited<ReturnType<typeof fingerprintTask>>, start: number,
   ): Promise<boolean> {
     const { index, remote } = this.o;
+    if (this.refused.has(key)) return false;
     let entry = await index.get<ActionEntry>('action', key);
     let source: 'local' | 'remote' = 'local';
     if (!entry && remote) {
@@ -223,9 +226,11 @@ export class Executor {
     try {
       disk = restoreOutputs(outDir, entry.manifest, this.store, outputs);
     } catch (e) {
-      if (!isRocmflowError(e) || !['E_BLOB_MODIFIED', 'E_BLOB_MISSING'].includes(e.code)) throw e;
+      if (!isRocmflowError(e) || !['E_BLOB_MODIFIED', 'E_BLOB_MISSING', 'E_BAD_ENTRY'].includes(e.code)) throw e;
       for (const x of entry.manifest.entries) if (x.sha256 && (e.message.includes(x.sha256))) this.store.evict(x.sha256);
       await index.delete('action', key);
+      // an entry refused once is not fetched again by this run (one warning, one miss)
+      if (e.code === 'E_BAD_ENTRY') this.refused.add(key);
       this.o.emit({ type: 'warning', task: name, message: `${e.message}; evicted it, rerunning ${name}` });
       return false;
     }

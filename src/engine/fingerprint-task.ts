@@ -40,7 +40,7 @@ export function codeHash(task: LoadedTask, index: CacheIndex): Promise<string> {
       const extra = expandInputs((task.def.code ?? []).map((c) => resolve(dirname(file), c)), base, task.def.name);
       const all = [...module, ...extra];
       const { digests } = await digestEntries(all, { index });
-      return sha256(canonicalJson(all.map((e, i) => [relative(base, e.path), digests[i]])));
+      return sha256(canonicalJson(all.map((e, i) => [relative(base, String(e.path)), digests[i]])));
     })();
     codeHashes.set(task.def.name, h);
   }

@@ -10,7 +10,7 @@ import { RocmflowError } from '../errors.js';
 import type { Json, Progress, RuntimeSource, TaskInputs } from '../plugin/types.js';
 import { aptCandidates, fetchApt } from './apt.js';
 import { download } from './download.js';
-import { extract } from './extract.js';
+import { extract } from '../archive/extract.js';
 import { resolveTheRock } from './resolve-therock.js';
 import { rocmVersion } from './version.js';
 

@@ -3,14 +3,20 @@
  * list of entries with their lstat, without following symlinks.
  */
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { isAbsolute, resolve, sep } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { globToRegExp, isGlob } from '../util/glob.js';
 
 export interface InputEntry {
-  /** Absolute path. */
-  path: string;
-  /** How the fingerprint names it: relative to the project root when inside it, else absolute. */
+  /** Absolute path: the bytes themselves when a name in it is not valid UTF-8. */
+  path: string | Buffer;
+  /**
+   * How the fingerprint names it: relative to the project root when inside
+   * it, else absolute. A path that is not valid UTF-8 is `\0` followed by
+   * its bytes, those from 0x80 up (and `%`) written `%XX`: distinct from
+   * every valid name, and from every other byte string.
+   */
   key: string;
   type: 'file' | 'symlink';
   size: number;
@@ -25,28 +31,62 @@ export interface InputEntry {
 
 // plain (not bigint) stats: a no-op run stats every input, and BigInt
 // allocation showed up in its profile; a double keeps sub-microsecond mtimes
-function entryOf(path: string, st: Stats, root: string): InputEntry | null {
+function entryOf(path: string | Buffer, st: Stats, root: string): InputEntry | null {
   // paths here are built by concatenation and already normal: slice, don't resolve
-  const key = path.startsWith(root + sep) ? path.slice(root.length + 1) : path;
-  if (st.isSymbolicLink())
-    return { path, key, type: 'symlink', size: 0, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, mode: st.mode, linkTarget: readlinkSync(path) };
+  const key = typeof path === 'string' ? (path.startsWith(root + sep) ? path.slice(root.length + 1) : path) : bytesKey(path, root);
+  if (st.isSymbolicLink()) {
+    const t = readlinkSync(path, { encoding: 'buffer' });
+    const linkTarget = isUtf8(t) ? t.toString('utf8') : `\0${escapeBytes(t)}`;
+    return { path, key, type: 'symlink', size: 0, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, mode: st.mode, linkTarget };
+  }
   if (st.isFile()) return { path, key, type: 'file', size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, mode: st.mode };
   return null;
 }
 
-function walkDir(dir: string, root: string, out: InputEntry[], filter?: RegExp, base?: string): void {
-  let names: string[];
+const SLASH = Buffer.from('/');
+
+/** `%XX` for bytes from 0x80 up and for `%` itself; everything else as is. */
+function escapeBytes(b: Buffer): string {
+  let s = '';
+  for (const x of b) s += x >= 0x80 || x === 0x25 ? `%${x.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(x);
+  return s;
+}
+
+function bytesKey(path: Buffer, root: string): string {
+  const r = Buffer.from(root + sep);
+  const rel = path.subarray(0, r.length).equals(r) ? path.subarray(r.length) : path;
+  return isUtf8(rel) ? rel.toString('utf8') : `\0${escapeBytes(rel)}`;
+}
+
+/**
+ * Names are read as strings (the fast, common case); a directory holding a
+ * name that is not valid UTF-8 (its string has U+FFFD) is read again as
+ * bytes, and that name's path stays bytes from there down, so it is neither
+ * lost nor confused with another.
+ */
+function walkDir(dir: string | Buffer, root: string, out: InputEntry[], filter?: RegExp, base?: string): void {
+  let names: (string | Buffer)[];
   try {
-    names = readdirSync(dir);
+    names = typeof dir === 'string' ? readdirSync(dir) : readdirSync(dir, { encoding: 'buffer' });
+    if (typeof dir === 'string' && names.some((n) => (n as string).includes('\uFFFD'))) names = readdirSync(dir, { encoding: 'buffer' });
   } catch (e) {
-    throw new RocmflowError('E_INPUT', `cannot read input directory ${dir}: ${(e as Error).message}`);
+    throw new RocmflowError('E_INPUT', `cannot read input directory ${String(dir)}: ${(e as Error).message}`);
   }
   for (const name of names) {
-    const p = dir.endsWith('/') ? dir + name : `${dir}/${name}`;
+    let p: string | Buffer;
+    if (typeof name === 'string') p = (dir as string).endsWith('/') ? (dir as string) + name : `${dir as string}/${name}`;
+    else if (isUtf8(name) && typeof dir === 'string') p = dir.endsWith('/') ? dir + name.toString('utf8') : `${dir}/${name.toString('utf8')}`;
+    else {
+      const d = typeof dir === 'string' ? Buffer.from(dir) : dir;
+      p = d[d.length - 1] === 0x2f ? Buffer.concat([d, name]) : Buffer.concat([d, SLASH, name]);
+    }
     const st = lstatSync(p);
     if (st.isDirectory()) walkDir(p, root, out, filter, base);
     else {
-      if (filter && !filter.test(p.slice(base!.endsWith('/') ? base!.length : base!.length + 1))) continue;
+      if (filter) {
+        const ps = typeof p === 'string' ? p : p.toString('utf8');
+        if (!filter.test(ps.slice(base!.endsWith('/') ? base!.length : base!.length + 1))) continue;
+      }
       const e = entryOf(p, st, root);
       if (e) out.push(e);
     }
@@ -67,11 +107,8 @@ export function expandInputs(patterns: readonly string[], root: string, task: st
       const i = parts.findIndex((p) => isGlob(p));
       const base = parts.slice(0, i).join('/') || '/';
       const re = globToRegExp(parts.slice(i).join('/'));
-      try {
-        if (lstatSync(base).isDirectory()) walkDir(base, root, out, re, base);
-      } catch {
-        /* no base directory: no matches */
-      }
+      // no base directory: no matches (errors inside the walk are not swallowed)
+      if (lstatSync(base, { throwIfNoEntry: false })?.isDirectory()) walkDir(base, root, out, re, base);
       continue;
     }
     let st: Stats;

@@ -4,6 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zc, createGunzip, createGzip } from 'node:zlib';
 import { RocmflowError, missingTool } from '../errors.js';
+import { openDecompressed as openArchive } from '../archive/compression.js';
 import { DigestStream, type Digest } from './digest-stream.js';
 
 /** How a layer or export is compressed. `none` is a plain tar. */
@@ -67,22 +68,18 @@ export function createCompressor(out: Writable, opts: CompressOptions): Compress
 /**
  * A readable of the decompressed contents of `path` (format detected from its
  * magic bytes), plus the digests of both sides once it has been read through.
+ * The archive module's decompression helper does the work.
  */
 export async function openDecompressed(path: string, signal?: AbortSignal): Promise<{ stream: Readable; format: Compression; done: Promise<CompressResult> }> {
-  const format = await detectCompression(path);
-  const fh = await open(path, 'r');
-  const src = fh.createReadStream({ highWaterMark: 1 << 20 });
-  const packed = new DigestStream();
-  const raw = new DigestStream();
-  let work: Promise<unknown>;
-  if (format === 'gzip') work = pipeline(src, packed, createGunzip(), raw, { signal });
-  else if (format === 'zstd') {
-    const { child, exit } = spawnZstd(['-dc', '-q'], 'zstd -d', signal);
-    work = Promise.all([pipeline(src, packed, child.stdin!, { signal }), pipeline(child.stdout!, raw, { signal }), exit]);
-  } else work = pipeline(src, packed, raw, { signal });
-  const done = work.then(() => ({ format, uncompressed: raw.result(), compressed: packed.result() }));
+  const d = await openArchive(path, { signal });
+  if (d.compression !== 'zstd' && d.compression !== 'gzip' && d.compression !== 'none') {
+    d.destroy();
+    throw new RocmflowError('E_COMPRESSION', `${path} is ${d.compression}-compressed; layers are zstd, gzip or plain tar`);
+  }
+  const format: Compression = d.compression;
+  const done = d.finished().then((g) => ({ format, uncompressed: g.uncompressed, compressed: g.compressed }));
   done.catch(() => {});
-  return { stream: raw, format, done };
+  return { stream: d.stream, format, done };
 }
 
 /** Compression of a file by its magic bytes. */

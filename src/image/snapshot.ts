@@ -3,14 +3,14 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rm, writeFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { RocmflowError } from '../errors.js';
-import { EXPORT_ZSTD_LEVEL, LAYER_ZSTD_LEVEL, openDecompressed } from './compress.js';
+import { extract } from '../archive/extract.js';
+import { EXPORT_ZSTD_LEVEL, LAYER_ZSTD_LEVEL } from './compress.js';
 import { writeLayer, type LayerInfo } from './layer.js';
 import {
   diffManifest, formatManifest, manifestFile, manifestPathFor, MANIFEST_FORMAT, readManifest, totalsOf,
   type ManifestFile, type SnapshotManifest,
 } from './snapshot-manifest.js';
 import { collectTree } from './tar-entries.js';
-import { extractTar } from './tar-reader.js';
 import { defaultMtime } from './tar-writer.js';
 
 export { manifestPathFor, readManifest, type SnapshotManifest, type ManifestFile } from './snapshot-manifest.js';
@@ -100,33 +100,23 @@ export async function restoreSnapshot(archive: string, destDir: string, opts: Re
   const manifestPath = opts.manifest ?? manifestPathFor(archive);
   const manifest = await readManifest(manifestPath);
   const existed = await readdir(destDir).then(() => true, () => false);
-  let input;
-  try {
-    input = await openDecompressed(archive, opts.signal);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new RocmflowError('E_NOT_FOUND', `snapshot ${archive} not found`, { exitCode: 2 });
-    throw e;
-  }
   const hashes = new Map<string, string>();
   const cleanup = async () => {
     if (!existed) await rm(destDir, { recursive: true, force: true });
     else for (const name of await readdir(destDir).catch(() => [])) await rm(`${destDir}/${name}`, { recursive: true, force: true });
   };
-  let entries;
-  try {
-    entries = await extractTar(input.stream, destDir, {
-      signal: opts.signal,
-      label: archive,
-      onFile: (e, sha) => hashes.set(e.path, sha),
-      onProgress: opts.onProgress && ((d) => opts.onProgress!(d, manifest.totals.bytes)),
-    });
-  } catch (e) {
-    input.stream.destroy();
-    await input.done.catch(() => {});
-    if (!(e instanceof RocmflowError && e.code === 'E_DEST_NOT_EMPTY')) await cleanup();
+  // the one safe extractor: a staging directory renamed into place, so a failure leaves nothing behind
+  const x = await extract({
+    archive, dest: destDir, stripTopDir: false, keepSetuid: true, signal: opts.signal,
+    onFile: (e, sha) => hashes.set(e.path, sha),
+    onProgress: opts.onProgress && ((read, total) => opts.onProgress!(Math.round((read / Math.max(1, total)) * manifest.totals.bytes), manifest.totals.bytes)),
+  }).catch((e) => {
+    if (e instanceof RocmflowError && e.code === 'E_DEST_NOT_EMPTY')
+      throw new RocmflowError('E_DEST_NOT_EMPTY', `${destDir} is not empty; restore into a new or empty directory`, { exitCode: 2 });
     throw e;
-  }
-  const digests = await input.done;
+  });
+  const digests = x.digests;
+  const entries = x.entries;
   const problems: string[] = [];
   if (digests.compressed.digest !== manifest.layer.digest)
     problems.push(`archive digest ${digests.compressed.digest}, manifest says ${manifest.layer.digest}`);

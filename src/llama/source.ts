@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as s from '../util/schema.js';
+import { extractMember } from '../archive/extract.js';
 import { RocmflowError, usageError } from '../errors.js';
 import type { Json } from '../plugin/types.js';
 
@@ -134,11 +135,11 @@ export async function npmBundle(spec: string, opts: SourceOptions): Promise<stri
   try {
     const out = await run('npm', ['pack', `${name}@${version}`, '--silent', '--pack-destination', tmp], { cwd: tmp, signal: opts.signal, what: `npm pack ${name}@${version}` });
     const tgz = out.trim().split('\n').pop()!;
-    await run('tar', ['-xzf', join(tmp, tgz), '-C', tmp, 'package/llama/gitRelease.bundle'], { signal: opts.signal, what: `${name}@${version}` }).catch(() => {
+    // the one archive reader, for one member: nothing else in the package is written
+    if (!(await extractMember(join(tmp, tgz), 'package/llama/gitRelease.bundle', join(tmp, 'gitRelease.bundle'), { signal: opts.signal })))
       throw usageError('E_SOURCE', `llama.cpp source npm ${spec}: the package has no llama/gitRelease.bundle`);
-    });
     await mkdir(dir, { recursive: true });
-    await rename(join(tmp, 'package/llama/gitRelease.bundle'), bundle);
+    await rename(join(tmp, 'gitRelease.bundle'), bundle);
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { AccessCollector } from './access-collector.js';
@@ -55,21 +56,61 @@ export function parseTrace(text: string, opts: ParseOptions = {}): TraceParse {
  */
 export async function parseTraceFiles(paths: string[], opts: { cwd?: string } = {}): Promise<TraceParse> {
   const files = await expandPaths(paths);
-  const texts = await Promise.all(files.map((f) => readFile(f.path, 'utf8')));
-  if (files.length === 1) return parseTrace(texts[0]!, { cwd: opts.cwd, pid: files[0]!.pid, file: files[0]!.path });
+  // the first process's cwd, when the log shows it: usually in its first lines, so this stops early
+  let cwd = opts.cwd;
+  for (const f of files) {
+    if (cwd !== undefined) break;
+    cwd = await firstCwdOfFile(f.path);
+  }
+  if (files.length === 1) {
+    const parser = new TraceParser({ cwd, pid: files[0]!.pid, file: files[0]!.path });
+    for await (const line of readLines(files[0]!.path)) parser.push(line);
+    return parser.finish();
+  }
 
-  const collector = new AccessCollector({ cwd: opts.cwd ?? texts.map(firstCwd).find((c) => c !== undefined) });
+  const collector = new AccessCollector({ cwd });
   const warnings: string[] = [];
   const all: { ev: TraceEvent; ts?: number }[] = [];
-  files.forEach((f, i) => {
+  for (const f of files) {
     const joiner = new CallJoiner(f.path, f.pid ?? UNPREFIXED_PID);
-    for (const line of texts[i]!.split('\n')) for (const ev of joiner.push(line)) all.push({ ev, ts: eventTs(ev) });
+    for await (const line of readLines(f.path)) for (const ev of joiner.push(line)) all.push({ ev, ts: eventTs(ev) });
     joiner.finish();
     warnings.push(...joiner.warnings);
-  });
+  }
   if (all.every((e) => e.ts !== undefined)) all.sort((a, b) => a.ts! - b.ts!); // Array.sort is stable
   for (const { ev } of all) applyEvent(collector, ev);
   return withWarnings(collector.result(), warnings);
+}
+
+/**
+ * The lines of a file as it is read (as `text.split('\n')` would give them,
+ * without holding the text): memory stays at one chunk plus one line.
+ */
+export async function* readLines(path: string): AsyncGenerator<string> {
+  let rest = '';
+  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
+  try {
+    for await (const chunk of stream as AsyncIterable<string>) {
+      const text = rest + chunk;
+      let start = 0;
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+        yield text.slice(start, nl);
+        start = nl + 1;
+      }
+      rest = text.slice(start);
+    }
+  } catch (e) {
+    throw new RocmflowError('E_TRACE_FILE', `cannot read trace file ${path}: ${(e as Error).message}`, { exitCode: 2 });
+  }
+  yield rest;
+}
+
+async function firstCwdOfFile(path: string): Promise<string | undefined> {
+  for await (const line of readLines(path)) {
+    const c = firstCwd(line);
+    if (c !== undefined) return c;
+  }
+  return undefined;
 }
 
 function applyEvent(c: AccessCollector, ev: TraceEvent): void {
@@ -119,6 +160,8 @@ async function expandPaths(paths: string[]): Promise<TraceFile[]> {
     }
     const base = basename(p);
     if (names.includes(base)) {
+      if ((await stat(p).catch(() => null))?.isDirectory())
+        throw new RocmflowError('E_TRACE_FILE', `${p} is a directory; give an strace log file, or the PREFIX of strace -ff -o PREFIX`, { exitCode: 2 });
       const m = /\.(\d+)$/.exec(base);
       out.push({ path: p, pid: m ? Number(m[1]) : undefined });
       continue;

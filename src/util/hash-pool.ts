@@ -17,7 +17,7 @@ parentPort.on('message', ({ id, paths }) => {
   const out = [];
   for (const p of paths) {
     try {
-      const fd = fs.openSync(p, 'r');
+      const fd = fs.openSync(typeof p === 'string' ? p : Buffer.from(p), 'r');
       const h = createHash('sha256');
       let n, size = 0;
       while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) { h.update(n === buf.length ? buf : buf.subarray(0, n)); size += n; }
@@ -35,7 +35,7 @@ export interface FileDigest {
 }
 
 /** Hash one file on this thread (small sets, or when the pool is not worth starting). */
-export function hashFileSync(path: string, buf = Buffer.allocUnsafe(1 << 20)): FileDigest {
+export function hashFileSync(path: string | Buffer, buf = Buffer.allocUnsafe(1 << 20)): FileDigest {
   const fd = openSync(path, 'r');
   try {
     const h = createHash('sha256');
@@ -56,7 +56,7 @@ export function hashFileSync(path: string, buf = Buffer.allocUnsafe(1 << 20)): F
  * workers. `onProgress` gets bytes hashed so far.
  */
 export async function hashFiles(
-  files: readonly { path: string; size: number }[],
+  files: readonly { path: string | Buffer; size: number }[],
   opts: { threads?: number; onProgress?: (bytes: number) => void } = {},
 ): Promise<FileDigest[]> {
   const total = files.reduce((a, f) => a + f.size, 0);
@@ -103,7 +103,7 @@ export async function hashFiles(
               const idx = batches[id]!;
               for (let k = 0; k < idx.length; k++) {
                 const r = out[k]!;
-                if ('error' in r) return reject(new Error(`${files[idx[k]!]!.path}: ${r.error}`));
+                if ('error' in r) return reject(new Error(`${String(files[idx[k]!]!.path)}: ${r.error}`));
                 results[idx[k]!] = r;
                 done += r.size;
               }

@@ -2,7 +2,7 @@ import type { Command } from '../command.js';
 import { COMMON_FLAGS, parseArgs } from '../args.js';
 import { openSession } from '../session.js';
 import { ContentStore } from '../../cache/content-store.js';
-import { gcCache, listBlobs, verifyCache } from '../../cache/gc.js';
+import { gcCache, listBlobs, strayWarning, verifyCache } from '../../cache/gc.js';
 import type { ActionEntry } from '../../cache/action-entry.js';
 import { manifestBytes } from '../../cache/output-manifest.js';
 import { formatBytes, formatMs, parseSize } from '../../report/format.js';
@@ -26,6 +26,7 @@ rocmflow cache pull [TASK...]          download results for the current fingerpr
     try {
       const index = await s.index();
       const store = new ContentStore(s.config.cacheDir);
+      const onStray = (p: string) => io.err(strayWarning(p));
       if (sub === 'ls') {
         const entries = (await index.entries<ActionEntry>('action')).sort((a, b) => a[1].createdAt.localeCompare(b[1].createdAt));
         for (const [key, e] of entries) {
@@ -36,7 +37,7 @@ rocmflow cache pull [TASK...]          download results for the current fingerpr
         return 0;
       }
       if (sub === 'stats') {
-        const blobs = listBlobs(store);
+        const blobs = listBlobs(store, onStray);
         const bytes = blobs.reduce((a, b) => a + b.size, 0);
         const entries = await index.entries<ActionEntry>('action');
         const t = (await index.get<Record<string, number>>('stats', 'totals')) ?? {};
@@ -57,13 +58,13 @@ rocmflow cache pull [TASK...]          download results for the current fingerpr
         return 0;
       }
       if (sub === 'verify') {
-        const r = await verifyCache(index, store);
-        io.out(`verified ${r.blobs} blobs: ${r.bad.length} corrupt${r.bad.length ? ` (evicted: ${r.bad.map((d) => d.slice(0, 12)).join(', ')})` : ''}; ${r.entriesDropped.length} results dropped`);
+        const r = await verifyCache(index, store, undefined, onStray);
+        io.out(`verified ${r.blobs} blobs: ${r.bad.length} corrupt${r.bad.length ? ` (evicted: ${r.bad.map((d) => d.slice(0, 12)).join(', ')})` : ''}; ${r.entriesDropped.length} results dropped${r.statesDropped.length ? `; ${r.statesDropped.length} workspace outputs shared a corrupt blob and will rerun` : ''}`);
         return r.bad.length ? 1 : 0;
       }
       const max = flags['max-size'] === undefined ? null : parseSize(String(flags['max-size']));
       if (max === null) throw usageError('E_USAGE', 'cache gc: --max-size SIZE is required (e.g. 20G, 500MB)');
-      const r = await gcCache(index, store, max);
+      const r = await gcCache(index, store, max, onStray);
       io.out(`gc: ${formatBytes(r.before)} → ${formatBytes(r.after)}; removed ${r.entriesRemoved} results and ${r.blobsRemoved} blobs`);
       return 0;
     } finally {

@@ -7,14 +7,14 @@ import { gzipSync } from 'node:zlib';
 
 export interface RawMember {
   path: string;
-  type?: 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'fifo';
+  type?: 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
   data?: string;
   linkname?: string;
   mode?: number;
   mtime?: number;
 }
 
-const FLAGS = { file: '0', hardlink: '1', symlink: '2', char: '3', dir: '5', fifo: '6' } as const;
+const FLAGS = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6' } as const;
 
 function octal(n: number, len: number): string {
   return n.toString(8).padStart(len - 1, '0') + '\0';

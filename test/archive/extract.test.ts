@@ -3,10 +3,10 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detectTopDir, extract } from '../../src/fetch/extract.js';
+import { detectTopDir, extract } from '../../src/archive/extract.js';
 import { RocmflowError } from '../../src/errors.js';
-import { rawTar, rawTarGz, type RawMember } from './helpers/tar-writer.js';
-import { MTIME, makeTheRockTree, tarTree } from './helpers/therock-tree.js';
+import { rawTar, rawTarGz, type RawMember } from '../fetch/helpers/tar-writer.js';
+import { MTIME, makeTheRockTree, tarTree } from '../fetch/helpers/therock-tree.js';
 
 let tmp: string;
 let tree: string;

@@ -1,8 +1,11 @@
 /**
- * A streaming tar reader: ustar/POSIX headers, GNU long names and long link
+ * The one streaming tar reader (fetch, snapshot restore and source
+ * unpacking all use it): ustar/POSIX headers, GNU long names and long link
  * targets (`L`/`K`), pax extended headers (`x`, `g`: path, linkpath, size,
  * mtime) and GNU base-256 sizes. It reads from any async byte source (a
  * decompression stream) and never holds more than one chunk of file data.
+ * Every header's checksum is checked; a truncated or corrupt archive is a
+ * TarFormatError naming the entry and the byte offset where it broke.
  */
 
 export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'other';
@@ -36,6 +39,10 @@ class ByteReader {
   private chunks: Buffer[] = [];
   private length = 0;
   private ended = false;
+  /** Bytes consumed so far (the tar offset of the next byte). */
+  pos = 0;
+  /** Where in the archive we are, for error messages ("in the header after entry x"). */
+  where = 'at the start';
   private readonly it: AsyncIterator<Buffer | Uint8Array | string>;
 
   constructor(source: AsyncIterable<Buffer | Uint8Array | string>) {
@@ -62,10 +69,12 @@ class ByteReader {
     if (first.length <= max) {
       this.chunks.shift();
       this.length -= first.length;
+      this.pos += first.length;
       return first;
     }
     this.chunks[0] = first.subarray(max);
     this.length -= max;
+    this.pos += max;
     return first.subarray(0, max);
   }
 
@@ -73,7 +82,7 @@ class ByteReader {
   async exact(n: number): Promise<Buffer | null> {
     if (!(await this.fill(n))) {
       if (this.length === 0) return null;
-      throw new TarFormatError(`archive is truncated (${this.length} bytes of a ${n}-byte block)`);
+      throw new TarFormatError(`truncated ${this.where}: ${this.length} of ${n} bytes at offset ${this.pos}`);
     }
     const parts: Buffer[] = [];
     let need = n;
@@ -88,7 +97,7 @@ class ByteReader {
   async skip(n: number): Promise<void> {
     while (n > 0) {
       const b = await this.some(Math.min(n, 1 << 20));
-      if (!b) throw new TarFormatError('archive is truncated inside a member');
+      if (!b) throw new TarFormatError(`truncated ${this.where} at offset ${this.pos}`);
       n -= b.length;
     }
   }
@@ -157,14 +166,19 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | strin
   let pax: Record<string, string> = {};
   let longName: string | undefined;
   let longLink: string | undefined;
+  let last: string | null = null;
+  const after = () => (last === null ? 'in the first header' : `in the header after entry "${last}"`);
   for (;;) {
+    r.where = after();
+    const offset = r.pos;
     const h = await r.exact(512);
-    if (!h) return; // no end-of-archive blocks: accepted, as GNU tar does with a warning
+    // every writer ends with zero blocks: an archive cut at a header boundary is truncated too
+    if (!h) throw new TarFormatError(`truncated ${last === null ? 'before the first header' : `after entry "${last}"`}: no end-of-archive marker at offset ${offset}`);
     if (h.every((x) => x === 0)) {
       await r.drain();
       return;
     }
-    if (!checksumOk(h)) throw new TarFormatError('bad tar header checksum (not a tar archive, or corrupt)');
+    if (!checksumOk(h)) throw new TarFormatError(`bad tar header checksum at offset ${offset} (${after().replace('in ', '')}): not a tar archive, or corrupt`);
     const flag = String.fromCharCode(h[156]!);
     const ext = { ...global, ...pax };
     const size = ext.size !== undefined ? Number(ext.size) : num(h, 124, 12);
@@ -173,7 +187,9 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | strin
 
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
       if (size > 16 << 20) throw new TarFormatError(`oversized ${flag} header`);
-      const data = (await r.exact(padded)) ?? Buffer.alloc(0);
+      r.where = `inside a ${flag} header ${last === null ? 'at the start' : `after entry "${last}"`}`;
+      const data = padded === 0 ? Buffer.alloc(0) : await r.exact(padded);
+      if (!data) throw new TarFormatError(`truncated ${r.where} at offset ${r.pos}`);
       const body = data.subarray(0, size);
       if (flag === 'x') pax = { ...pax, ...parsePax(body) };
       else if (flag === 'g') global = { ...global, ...parsePax(body) };
@@ -187,6 +203,8 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | strin
     const prefix = magic === 'ustar\0' ? cstr(h, 345, 155) : '';
     const name = cstr(h, 0, 100);
     const path = ext.path ?? longName ?? (prefix ? `${prefix}/${name}` : name);
+    last = path;
+    r.where = `inside entry "${path}"`;
     const linkname = ext.linkpath ?? longLink ?? cstr(h, 157, 100);
     const mtime = ext.mtime !== undefined ? Number(ext.mtime) : num(h, 136, 12);
     let type = TYPES[flag] ?? 'other';
@@ -201,7 +219,7 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | strin
       async *body() {
         while (remaining > 0) {
           const b = await r.some(Math.min(remaining, 1 << 20));
-          if (!b) throw new TarFormatError(`archive is truncated inside ${path}`);
+          if (!b) throw new TarFormatError(`truncated inside entry "${path}" at offset ${r.pos}`);
           remaining -= b.length;
           yield b;
         }

@@ -1,13 +1,17 @@
 /**
- * Safe streaming extraction of .tar, .tar.gz, .tar.xz and .tar.zst archives.
+ * The one safe extractor (ROCm tarballs, snapshot restore): streaming
+ * extraction of .tar, .tar.gz, .tar.xz, .tar.bz2 and .tar.zst archives.
  *
- * Every member is checked before anything is written, and the archive is
+ * The destination must be new or empty, and not on a pseudo file system
+ * (/proc, /sys, ...). Every member is checked before anything is written, and the archive is
  * refused (E_UNSAFE_ARCHIVE, naming the member and the archive) for: `..`
  * components, absolute paths, members under a symlink, symlinks whose target
  * escapes the prefix (resolved relative to the link's directory, following
  * other links in the archive), absolute symlink targets (unless mapped into
  * the prefix), hardlinks to anything but a regular file extracted earlier,
- * and device nodes or fifos.
+ * device nodes or fifos, and a path that appears twice (except a directory
+ * listed again). Nothing stored is ever chmod'ed or touched through a link:
+ * the final mode/mtime pass opens each directory with O_NOFOLLOW.
  *
  * Extraction goes to a staging directory next to `dest` that only ever holds
  * regular files and directories while the stream is read (symlinks are
@@ -16,12 +20,17 @@
  * A single top-level directory is stripped when present (TheRock's tarballs
  * differ in this), then the tree is renamed into place.
  */
+import { createHash } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
-import { chmod, link, lutimes, mkdir, open, readdir, rename, rm, rmdir, symlink, utimes } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { RocmflowError } from '../errors.js';
-import { openDecompressed, type Compression } from './decompress.js';
+import { constants } from 'node:fs';
+import { link, lutimes, mkdir, open, readdir, rename, rm, rmdir, statfs, symlink, utimes } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { RocmflowError, isRocmflowError } from '../errors.js';
+import type { TarEntry } from '../image/tar-entries.js';
+import { openDecompressed, type Compression, type StreamDigests } from './compression.js';
 import { readTar, TarFormatError } from './tar-reader.js';
+
+export type { TarEntry as ArchiveEntry } from '../image/tar-entries.js';
 
 export interface ExtractOptions {
   archive: string;
@@ -38,6 +47,10 @@ export interface ExtractOptions {
   signal?: AbortSignal;
   /** Progress in compressed bytes read. */
   onProgress?(read: number, total: number): void;
+  /** Keep setuid/setgid bits (a snapshot restores modes exactly); dropped by default. */
+  keepSetuid?: boolean;
+  /** Called after each regular file is written, with the sha256 (hex) of its content. */
+  onFile?(entry: TarEntry, sha256: string): void;
 }
 
 export interface ExtractResult {
@@ -51,6 +64,10 @@ export interface ExtractResult {
   hardlinks: number;
   /** Bytes of regular file data written. */
   bytes: number;
+  /** Every member, in archive order, with normalised paths (before any top directory is stripped). */
+  entries: TarEntry[];
+  /** Digests of the archive as stored and of its tar stream. */
+  digests: StreamDigests;
 }
 
 type Node = { type: 'dir' | 'file' } | { type: 'symlink'; target: string; mtime: number };
@@ -89,9 +106,38 @@ function normalizeMember(raw: string): string[] {
   return parts;
 }
 
+/** statfs f_type of file systems that are not storage: extracting there is refused. */
+const PSEUDO_FS: Record<number, string> = {
+  0x9fa0: 'proc', 0x62656572: 'sysfs', 0x1cd1: 'devpts', 0x27e0eb: 'cgroup', 0x63677270: 'cgroup2', 0x64626720: 'debugfs',
+  0x74726163: 'tracefs', 0x73636673: 'securityfs', 0xcafe4a11: 'bpf', 0x62656570: 'configfs', 0x6165676c: 'pstore',
+  0xde5e81e4: 'efivarfs', 0x65735543: 'fusectl', 0x42494e4d: 'binfmt_misc',
+};
+
+/**
+ * Refuse a destination whose nearest existing ancestor lies on a pseudo
+ * file system (/proc, /sys, cgroups, ...): nothing there is storage, and
+ * creating directories there can loop forever.
+ */
+export async function checkDestination(dest: string, what: string): Promise<void> {
+  let p = resolve(dest);
+  for (;;) {
+    const st = await statfs(p).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? null : Promise.reject(e)));
+    if (st) {
+      const fs = PSEUDO_FS[Number(st.type)];
+      if (fs) throw new RocmflowError('E_BAD_DESTINATION', `${what}: ${dest} is on ${fs}, a pseudo file system; choose a directory on real storage`, { exitCode: 2 });
+      return;
+    }
+    const up = dirname(p);
+    if (up === p) return;
+    p = up;
+  }
+}
+
 /** Extract `archive` into `dest`: see the module comment. */
 export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const { archive, dest } = opts;
+  await checkDestination(dest, `cannot extract ${archive}`);
+  opts.signal?.throwIfAborted();
   await mkdir(dirname(dest), { recursive: true });
   const existing = await readdir(dest).catch(() => null);
   if (existing && existing.length > 0) throw new RocmflowError('E_DEST_NOT_EMPTY', `cannot extract ${archive}: ${dest} exists and is not empty`);
@@ -101,10 +147,15 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
   const unsafe = (member: string, why: string) =>
     new RocmflowError('E_UNSAFE_ARCHIVE', `refusing unsafe archive ${archive}: entry "${member}" ${why}`);
 
+  const modeMask = opts.keepSetuid ? 0o7777 : 0o1777;
   const tree = new Map<string, Node>([['', { type: 'dir' }]]);
   const dirMeta = new Map<string, { mode: number; mtime: number }>();
   const paths: string[] = [];
-  const result: ExtractResult = { dest, compression: 'none', topDir: null, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0 };
+  const entries: TarEntry[] = [];
+  const result: ExtractResult = {
+    dest, compression: 'none', topDir: null, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, entries,
+    digests: { compressed: { digest: '', size: 0 }, uncompressed: { digest: '', size: 0 } },
+  };
 
   const ensureDirs = async (parts: string[], member: string) => {
     for (let i = 1; i < parts.length; i++) {
@@ -117,17 +168,23 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
       tree.set(key, { type: 'dir' });
     }
   };
-  // a later member with the same path replaces an earlier one, as tar does
+  // a path seen twice is refused (a directory listed again is harmless): a
+  // second member of another type is how links get written through
   const replace = async (key: string, member: string, as: Node['type']) => {
     const old = tree.get(key);
     if (!old) return;
     if (old.type === 'dir' && as === 'dir') return;
-    if (old.type === 'dir') throw unsafe(member, 'replaces a directory');
-    if (old.type !== 'symlink') await rm(join(staging, key), { force: true });
-    tree.delete(key);
+    throw unsafe(member, old.type === as ? 'appears twice in the archive' : `appears twice in the archive, first as a ${old.type}, then as a ${as}`);
   };
 
-  const d = await openDecompressed(archive, { onProgress: opts.onProgress });
+  let d;
+  try {
+    d = await openDecompressed(archive, { onProgress: opts.onProgress, signal: opts.signal });
+  } catch (e) {
+    await rm(staging, { recursive: true, force: true });
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new RocmflowError('E_NOT_FOUND', `${archive} not found`, { exitCode: 2 });
+    throw e;
+  }
   result.compression = d.compression;
   const onAbort = () => d.destroy();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -153,25 +210,31 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
               await mkdir(abs);
               tree.set(key, { type: 'dir' });
               result.dirs++;
+              entries.push({ path: key, type: 'dir', mode: m.mode, size: 0 });
             }
             dirMeta.set(key, { mode: m.mode, mtime: m.mtime });
             break;
           case 'file': {
             await replace(key, m.path, 'file');
-            const fh = await open(abs, 'wx', 0o600);
+            const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+            const hash = opts.onFile ? createHash('sha256') : null;
             try {
               for await (const chunk of m.body()) {
+                hash?.update(chunk);
                 await fh.write(chunk);
                 result.bytes += chunk.length;
               }
               // setuid/setgid bits are dropped: a runtime never needs them and they are a hazard
-              await fh.chmod(m.mode & 0o1777);
+              await fh.chmod(m.mode & modeMask);
             } finally {
               await fh.close();
             }
             await utimes(abs, m.mtime, m.mtime);
             tree.set(key, { type: 'file' });
             result.files++;
+            const entry: TarEntry = { path: key, type: 'file', mode: m.mode, size: m.size };
+            entries.push(entry);
+            if (hash) opts.onFile!(entry, hash.digest('hex'));
             break;
           }
           case 'symlink': {
@@ -185,6 +248,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
             }
             await replace(key, m.path, 'symlink');
             tree.set(key, { type: 'symlink', target, mtime: m.mtime });
+            entries.push({ path: key, type: 'symlink', mode: 0o777, size: 0, target: m.linkname });
             break;
           }
           case 'hardlink': {
@@ -200,6 +264,7 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
             await link(join(staging, srcKey), abs);
             tree.set(key, { type: 'file' });
             result.hardlinks++;
+            entries.push({ path: key, type: 'hardlink', mode: m.mode, size: 0, target: srcKey });
             break;
           }
           case 'char':
@@ -211,13 +276,16 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
             throw unsafe(m.path, `has the unsupported tar type "${m.typeflag}"`);
         }
       }
-      await d.finished();
+      result.digests = await d.finished();
     } catch (e) {
+      if (opts.signal?.aborted) throw opts.signal.reason;
       // a decompressor failure shows up first as a truncated tar stream: report the real cause
-      const cause = await Promise.race([d.finished().then(() => null, (x: unknown) => x), new Promise((r) => setTimeout(r, 2000, null))]);
+      const cause = e instanceof RocmflowError && e.code === 'E_UNSAFE_ARCHIVE' ? null : await d.failure();
       if (cause) throw cause;
       if (e instanceof TarFormatError) throw new RocmflowError('E_BAD_ARCHIVE', `cannot read ${archive}: ${e.message}`);
       if (/^Z_/.test(String((e as { code?: unknown })?.code))) throw new RocmflowError('E_BAD_ARCHIVE', `cannot decompress ${archive}: ${(e as Error).message}`);
+      if (!isRocmflowError(e) && (e as NodeJS.ErrnoException).code)
+        throw new RocmflowError('E_EXTRACT', `cannot extract ${archive}${entries.length ? ` (after entry "${entries[entries.length - 1]!.path}")` : ''}: ${(e as Error).message}`, { cause: e });
       throw e;
     } finally {
       d.destroy();
@@ -231,10 +299,16 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
 
     await createSymlinks(tree, staging, floor, unsafe, result);
 
-    // directory modes and times last: writing children changes a directory's mtime, and a 0555 dir would block them
+    // directory modes and times last: writing children changes a directory's mtime, and a 0555 dir would block them;
+    // each is opened without following a link, so a mode or time never lands anywhere else
     for (const [key, meta] of [...dirMeta].sort((a, b) => b[0].length - a[0].length)) {
-      await chmod(join(staging, key), meta.mode & 0o1777);
-      await utimes(join(staging, key), meta.mtime, meta.mtime);
+      const fh = await open(join(staging, key), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      try {
+        await fh.chmod(meta.mode & modeMask);
+        await fh.utimes(meta.mtime, meta.mtime);
+      } finally {
+        await fh.close();
+      }
     }
 
     if (existing) await rmdir(dest);
@@ -299,5 +373,49 @@ async function createSymlinks(
     await symlink(target, join(staging, key));
     await lutimes(join(staging, key), node.mtime, node.mtime);
     result.symlinks++;
+  }
+}
+
+/**
+ * Copy one regular file out of an archive (e.g. a bundle inside an npm
+ * package) to `to`, written under a temp name and renamed into place.
+ * Returns false when the archive has no such member; a malformed archive is
+ * E_BAD_ARCHIVE naming it.
+ */
+export async function extractMember(archive: string, member: string, to: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+  const want = normalizeMember(member).join('/');
+  const d = await openDecompressed(archive, { signal: opts.signal });
+  const tmp = `${to}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    for await (const m of readTar(d.stream)) {
+      let key: string;
+      try {
+        key = normalizeMember(m.path).join('/');
+      } catch {
+        continue; // an unsafe name is never the one asked for
+      }
+      if (key !== want) continue;
+      if (m.type !== 'file') throw new RocmflowError('E_UNSAFE_ARCHIVE', `${archive}: entry "${m.path}" is a ${m.type}, not a regular file`);
+      const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+      try {
+        for await (const chunk of m.body()) await fh.write(chunk);
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, to);
+      return true;
+    }
+    await d.finished();
+    return false;
+  } catch (e) {
+    await rm(tmp, { force: true });
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    const cause = await d.failure();
+    if (cause) throw cause;
+    if (e instanceof TarFormatError) throw new RocmflowError('E_BAD_ARCHIVE', `cannot read ${archive}: ${e.message}`);
+    if (/^Z_/.test(String((e as { code?: unknown })?.code))) throw new RocmflowError('E_BAD_ARCHIVE', `cannot decompress ${archive}: ${(e as Error).message}`);
+    throw e;
+  } finally {
+    d.destroy();
   }
 }
