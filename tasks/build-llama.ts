@@ -3,7 +3,7 @@
  * runtime that fetch-rocm produced. Outputs `llama/bin/` (executables and
  * their shared libraries, RUNPATH $ORIGIN), `build-info.json` and `build.log`.
  */
-import { defineTask } from '../src/plugin/index.js';
+import { defineTask } from '../src/plugin/core.js';
 import { buildLlama, buildLlamaInputs, buildLlamaOptionsSchema, type BuildLlamaOptions } from '../src/llama/build.js';
 import { runtimeRootFromDeps } from '../src/pipeline/runtime.js';
 

@@ -6,7 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defineTask } from '../src/plugin/index.js';
+import { defineTask } from '../src/plugin/core.js';
 import { requireDevice } from '../src/pipeline/device.js';
 
 export default defineTask({

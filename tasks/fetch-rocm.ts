@@ -5,7 +5,7 @@
  * the target's `runtime`. Outputs `rocm/` (or `rocm.json` for a directory)
  * and `fetch.json`, which records URL, size, sha256 and the ROCm version.
  */
-import { defineTask, s, type RuntimeSource, type TaskContext } from '../src/plugin/index.js';
+import { defineTask, s, type RuntimeSource, type TaskContext } from '../src/plugin/core.js';
 import { fetchRuntime, runtimeInputs, runtimeOutputs } from '../src/fetch/fetch-runtime.js';
 import { runtimeSourceSchema } from '../src/fetch/source-schema.js';
 

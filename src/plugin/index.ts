@@ -1,12 +1,10 @@
 /**
  * `rocmflow/plugin`: everything a task or target plugin needs, from any
- * project that depends on rocmflow. Built-in tasks and targets use this
- * entry too.
+ * project that depends on rocmflow: the task and target contracts, the
+ * schema helpers, the error type, and the AMD target factory with its rule
+ * builders. Built-in targets use this entry too.
  */
-export * from './types.js';
-export { defineTask, defineTarget } from './define.js';
-export { RocmflowError, usageError, missingTool } from '../errors.js';
-export * as s from '../util/schema.js';
+export * from './core.js';
 export {
   amdTarget, amdTargetOptions, amdKeepRules, amdDropRules, otherArches, findHipCompiler, hipToolchainEnv,
   type AmdTargetSpec, type AmdTargetOptions,
