@@ -4,7 +4,6 @@
  */
 import { availableParallelism, cpus } from 'node:os';
 import { defineTarget, s } from '../src/plugin/index.js';
-import { parseTargetOptions } from '../src/gpu/target-options.js';
 
 /** Options under `targets.cpu`. */
 export interface CpuTargetOptions {
@@ -12,24 +11,21 @@ export interface CpuTargetOptions {
   native?: boolean;
 }
 
-const optionsSchema = s.object({ native: s.optional(s.boolean()) });
-const parse = (options: unknown) => parseTargetOptions('cpu', optionsSchema, options);
 
-export default defineTarget({
+export default defineTarget<CpuTargetOptions>({
   name: 'cpu',
   family: 'cpu',
   description: 'CPU only (portable x86-64 build unless native)',
+  options: s.object({ native: s.optional(s.boolean()) }),
   runtime: { kind: 'none' },
-  async detect(ctx) {
-    parse(ctx.options);
+  async detect() {
     const model = cpus()[0]?.model?.trim() || 'unknown CPU';
     return { found: true, description: `${model}, ${availableParallelism()} threads`, facts: { model, threads: availableParallelism() } };
   },
   cmakeFlags(ctx) {
-    return [parse(ctx.options).native ? '-DGGML_NATIVE=ON' : '-DGGML_NATIVE=OFF'];
+    return [ctx.options.native ? '-DGGML_NATIVE=ON' : '-DGGML_NATIVE=OFF'];
   },
-  env(ctx) {
-    parse(ctx.options);
+  env() {
     return {};
   },
   devices: [],

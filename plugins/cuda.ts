@@ -8,7 +8,6 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineTarget, s, type TargetContext } from '../src/plugin/index.js';
 import { cudaArchFromComputeCapability, queryNvidia } from '../src/gpu/nvidia.js';
-import { parseTargetOptions } from '../src/gpu/target-options.js';
 import { fatbinTargetOptionsShape, type FatbinTargetOptions } from '../src/pipeline/coverage.js';
 
 /**
@@ -33,17 +32,15 @@ const computeCapabilitySchema: s.Schema<string> = {
   },
 };
 
-const optionsSchema = s.object({
+const optionsSchema: s.Schema<CudaTargetOptions> = s.object({
   computeCapability: s.optional(computeCapabilitySchema),
   cudaPath: s.optional(s.string()),
   device: s.optional(s.number({ integer: true, min: 0 })),
   ...fatbinTargetOptionsShape,
 });
 
-const parse = (options: unknown) => parseTargetOptions('cuda', optionsSchema, options);
-
-function computeCapability(ctx: TargetContext): string | undefined {
-  const opts = parse(ctx.options);
+function computeCapability(ctx: TargetContext<CudaTargetOptions>): string | undefined {
+  const opts = ctx.options;
   if (opts.computeCapability) return opts.computeCapability;
   const cc = ctx.detection?.facts?.computeCapability;
   return typeof cc === 'string' ? cc : undefined;
@@ -79,13 +76,14 @@ function readdirSafe(d: string): string[] {
   }
 }
 
-export default defineTarget({
+export default defineTarget<CudaTargetOptions>({
   name: 'cuda',
   family: 'cuda',
   description: 'NVIDIA GPU with the CUDA toolkit (compute capability from nvidia-smi or config)',
+  options: optionsSchema,
   runtime: { kind: 'dir', path: '/usr/local/cuda' },
   async detect(ctx) {
-    const opts = parse(ctx.options);
+    const opts = ctx.options;
     const q = await queryNvidia({ env: ctx.env });
     if (!q.available) return { found: false, description: q.reason ?? 'nvidia-smi not available' };
     if (q.gpus.length === 0) return { found: false, description: 'nvidia-smi lists no GPU' };
@@ -104,7 +102,7 @@ export default defineTarget({
     };
   },
   cmakeFlags(ctx) {
-    const opts = parse(ctx.options);
+    const opts = ctx.options;
     const flags = ['-DGGML_CUDA=ON', '-DCMAKE_BUILD_TYPE=Release'];
     const cc = computeCapability(ctx);
     // without a known capability llama.cpp builds its default list of architectures
@@ -117,7 +115,7 @@ export default defineTarget({
     return flags;
   },
   env(ctx) {
-    const opts = parse(ctx.options);
+    const opts = ctx.options;
     const index = opts.device ?? (ctx.detection?.found ? ctx.detection.deviceIndex : undefined);
     // PCI bus order matches nvidia-smi's numbering; CUDA's default (fastest first) may not
     const env: Record<string, string> = {};

@@ -3,7 +3,7 @@
  * ROCm comes from TheRock's gfx110X-all tarballs, which also carry
  * gfx1101/gfx1102 kernels; the drop rules remove them.
  */
-import { amdTarget } from '../src/gpu/amd-target.js';
+import { amdTarget } from '../src/plugin/index.js';
 
 export default amdTarget({
   name: 'gfx1100',

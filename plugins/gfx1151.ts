@@ -3,7 +3,7 @@
  * the default target. ROCm comes from TheRock's gfx1151 tarballs.
  * Options (`targets.gfx1151`): see AmdTargetOptions in src/gpu/amd-target.ts.
  */
-import { amdTarget } from '../src/gpu/amd-target.js';
+import { amdTarget } from '../src/plugin/index.js';
 
 export default amdTarget({
   name: 'gfx1151',

@@ -1,10 +1,8 @@
 /**
  * rocmflow's public entry: what a project config (`rocmflow.config.ts`), a
- * task plugin or a target plugin imports.
+ * task plugin or a target plugin imports. `rocmflow/plugin` is the same
+ * without the config helpers.
  */
 export { defineConfig } from './config/define-config.js';
 export type { UserConfig, RemoteCacheConfig, ResolvedConfig } from './config/types.js';
-export { defineTask, defineTarget } from './plugin/define.js';
-export type * from './plugin/types.js';
-export { RocmflowError, usageError, missingTool } from './errors.js';
-export * as s from './util/schema.js';
+export * from './plugin/index.js';

@@ -7,7 +7,7 @@
  * it with bubblewrap and the root's own toolchain (src/llama/root-build.ts);
  * ccache's directory is `$ROCMFLOW_CCACHE_DIR`, else `<cache>/ccache`.
  */
-import { defineTask } from '../src/plugin/index.js';
+import { defineTask } from '../src/plugin/core.js';
 import { buildLlama, buildLlamaInputs, buildLlamaOptionsSchema, type BuildLlamaOptions } from '../src/llama/build.js';
 import { baseRootFromDeps, runtimeRootFromDeps } from '../src/pipeline/runtime.js';
 

@@ -12,7 +12,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defineTask, s } from '../src/plugin/index.js';
+import { defineTask, s } from '../src/plugin/core.js';
 import { requireDevice } from '../src/pipeline/device.js';
 
 /** `tasks.detect-target` options. */

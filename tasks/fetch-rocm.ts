@@ -11,7 +11,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defineTask, RocmflowError, s, type RuntimeSource, type TaskContext } from '../src/plugin/index.js';
+import { defineTask, RocmflowError, s, type RuntimeSource, type TaskContext } from '../src/plugin/core.js';
 import type { BaseRootRecord } from '../src/baseroot/types.js';
 import { fetchRuntime, runtimeInputs, runtimeOutputs } from '../src/fetch/fetch-runtime.js';
 import { runtimeSourceSchema } from '../src/fetch/source-schema.js';

@@ -6,8 +6,8 @@
  */
 import { constants } from 'node:fs';
 import { copyFile, link, mkdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { defineTask, s, type Progress, type TaskInputs } from '../src/plugin/index.js';
+import { join, resolve } from 'node:path';
+import { defineTask, s, type Progress, type TaskInputs } from '../src/plugin/core.js';
 import { describeModel, humanBytes, humanCount, type ModelSummary } from '../src/gguf/describe.js';
 import { planModel, type ModelPlan, type ModelSourceOptions } from '../src/gguf/model-source.js';
 import { readGguf } from '../src/gguf/read.js';
@@ -15,6 +15,7 @@ import { sha256File } from '../src/util/sha256-file.js';
 import { writeTinyModel } from '../src/gguf/tiny-model.js';
 import { download } from '../src/fetch/download.js';
 import { llamaVocab } from '../src/llama/vocab.js';
+import { isExactNpmSpec } from '../src/llama/source.js';
 
 const custom = (describe: string, test: (v: string) => boolean, expected: string): s.Schema<string> => ({
   describe,
@@ -59,14 +60,25 @@ const source: s.Schema<Source> = {
   },
 };
 
-/** `tasks.model` options. */
-export const modelOptions: s.Schema<ModelOptions> = s.object({
+/** The default vocab: read from the llama.cpp bundle of the package build-llama's default source is. */
+export const DEFAULT_VOCAB = { npm: 'node-llama-cpp@3.22.1' } as const;
+
+const rawModelOptions = s.object({
   source: s.optional(source),
   name: s.optional(s.string()),
   vocab: s.optional(
     s.union<string | { npm: string }>('a path to a vocab-only GGUF, or { npm: "node-llama-cpp@<version>" }', s.string(), s.object({ npm: s.string() })),
   ),
 });
+
+/** `tasks.model` options, defaults filled: with no source, a tiny model whose tokenizer comes from `DEFAULT_VOCAB`. */
+export const modelOptions: s.Schema<ModelOptions> = {
+  describe: 'an object',
+  parse(v, p) {
+    const o = rawModelOptions.parse(v, p);
+    return { ...o, vocab: o.vocab ?? { ...DEFAULT_VOCAB } };
+  },
+};
 
 /**
  * `tasks.model` options: ModelSourceOptions, except that `vocab` may also be
@@ -186,13 +198,29 @@ export function modelSummaryLines(r: ModelRecord): string[] {
   return [`model: ${m.architecture ?? 'unknown arch'} ${humanCount(m.parameters)} params, ${m.quantization ?? '?'}, ${humanBytes(r.size)} (${from}, ${r.placed})`];
 }
 
+/**
+ * The inputs, declared without fetching: a vocab given as an exact npm
+ * version is named by that version (a published version never changes),
+ * not by the file it is read into (which lives in the cache, wherever that
+ * is), and is only fetched when the task runs.
+ */
+async function declaredInputs(ctx: { task: string; options: ModelOptions; projectRoot: string; config: { modelsDir: string | null; cacheDir: string } }): Promise<TaskInputs> {
+  const { vocab } = ctx.options;
+  const where = { projectRoot: ctx.projectRoot, modelsDir: ctx.config.modelsDir, keyPath: `tasks.${ctx.task}` };
+  if (typeof vocab === 'object' && isExactNpmSpec(vocab.npm)) {
+    // the plan decides whether the vocab is used at all; any path stands in for it here
+    const plan = await planModel({ ...ctx.options, vocab: ctx.projectRoot }, where);
+    if (plan.kind === 'tiny' && plan.vocab === resolve(ctx.projectRoot)) return { params: { kind: 'tiny', vocab: { npm: vocab.npm }, ...plan.params } };
+    return modelInputs(plan);
+  }
+  return modelInputs(await planModel(await sourceOptions(ctx), where));
+}
+
 export default defineTask<ModelOptions>({
   name: 'model',
   description: 'The GGUF model the workload runs: a local file or folder, a URL with sha256, or a generated tiny llama',
   options: modelOptions,
-  async inputs(ctx) {
-    return modelInputs(await planModel(await sourceOptions(ctx), { projectRoot: ctx.projectRoot, modelsDir: ctx.config.modelsDir, keyPath: `tasks.${ctx.task}` }));
-  },
+  inputs: (ctx) => declaredInputs(ctx),
   outputs: ['model.gguf', 'model.json'],
   async run(ctx) {
     const plan = await planModel(await sourceOptions(ctx), { projectRoot: ctx.projectRoot, modelsDir: ctx.config.modelsDir, keyPath: `tasks.${ctx.task}` });

@@ -7,7 +7,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { defineTask, RocmflowError, s } from '../src/plugin/index.js';
+import { defineTask, RocmflowError, s } from '../src/plugin/core.js';
 import { createCompressor, EXPORT_ZSTD_LEVEL, type Compression } from '../src/image/compress.js';
 import { humanBytes, sizeReport, type CompressedFormat, type ImageSize } from '../src/image/report.js';
 

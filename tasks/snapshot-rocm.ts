@@ -6,7 +6,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { defineTask, RocmflowError, s, type RunContext, type TaskContext, type TaskInputs } from '../src/plugin/index.js';
+import { defineTask, RocmflowError, s, type RunContext, type TaskContext, type TaskInputs } from '../src/plugin/core.js';
 import { humanBytes } from '../src/image/report.js';
 import { snapshot, type SnapshotInfo } from '../src/image/snapshot.js';
 

@@ -21,7 +21,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { defineTask, s, type Detection } from '../src/plugin/index.js';
+import { defineTask, s, type Detection } from '../src/plugin/core.js';
 import { sandboxRunner } from '../src/pipeline/workload-runner.js';
 import { DEFAULT_WORKLOAD, pickCli, runWorkload, textsOf, type WorkloadSpec } from '../src/llama/workload.js';
 import { pipelineRuntime, LLAMA_MOUNT, MODELS_MOUNT, ROCM_MOUNT } from '../src/pipeline/runtime.js';

@@ -9,7 +9,7 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { defineTask, RocmflowError, s, type Detection } from '../src/plugin/index.js';
+import { defineTask, RocmflowError, s, type Detection } from '../src/plugin/core.js';
 import { PACKAGE_ROOT } from '../src/plugin/load.js';
 import { computeClosure } from '../src/runtime/closure.js';
 import { hostPath } from '../src/runtime/layout.js';

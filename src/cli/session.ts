@@ -8,6 +8,7 @@ import { resolveConfig } from '../config/resolve.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { CacheIndex } from '../cache/cache-index.js';
 import { loadRegistry, type Registry } from '../plugin/load.js';
+import { checkTaskOptions, parseTargetOptionsMap } from '../plugin/check-config.js';
 import type { CommandIO } from './command.js';
 
 export interface Session {
@@ -28,7 +29,7 @@ export interface SessionFlags {
 
 export async function openSession(io: CommandIO, flags: SessionFlags): Promise<Session> {
   const loaded = await loadConfig(io.cwd, flags.config);
-  const config = resolveConfig(loaded.config, {
+  const resolved = resolveConfig(loaded.config, {
     configFile: loaded.file,
     projectRoot: loaded.projectRoot,
     env: io.env,
@@ -36,11 +37,15 @@ export async function openSession(io: CommandIO, flags: SessionFlags): Promise<S
     target: flags.target,
     jobs: flags.jobs,
   });
+  const registry = await loadRegistry({ plugins: resolved.plugins, configDir: loaded.file ? dirname(loaded.file) : io.cwd });
+  for (const w of registry.warnings) io.err(`warning: ${w}`);
+  // the config against what loaded: once, before any command does anything
+  checkTaskOptions(registry, resolved.tasks, loaded.file);
+  const config: ResolvedConfig = { ...resolved, targets: parseTargetOptionsMap(registry, resolved.targets, loaded.file) };
   if (flags.noDevice) {
     const tasks = config.tasks as Record<string, unknown>;
     (config as { tasks: unknown }).tasks = { ...tasks, 'detect-target': { ...((tasks['detect-target'] as object | undefined) ?? {}), noDevice: true } };
   }
-  const registry = await loadRegistry({ plugins: config.plugins, configDir: loaded.file ? dirname(loaded.file) : io.cwd });
   let index: Promise<CacheIndex> | undefined;
   return {
     config,

@@ -49,8 +49,26 @@ export interface ResolveOptions {
   jobs?: number;
 }
 
+/**
+ * A directory setting given as an empty string would resolve to the project
+ * root itself (where the cache or the outputs would then be written and
+ * collected): refused, naming where it came from. An empty environment
+ * variable counts as unset, as in the shell.
+ */
+function dirSetting(name: string, ...sources: [string, string | undefined][]): string | undefined {
+  for (const [where, v] of sources) {
+    if (v === undefined) continue;
+    if (v.trim() !== '') return v;
+    if (!where.startsWith('$')) throw usageError('E_USAGE', `${where}: empty ${name}; give a directory, or leave it out for the default`);
+  }
+  return undefined;
+}
+
 export function resolveConfig(user: UserConfig, opts: ResolveOptions): ResolvedConfig {
   const root = opts.projectRoot;
+  const configKey = (k: string) => `${opts.configFile ?? 'config'}: ${k}`;
+  const cacheDir = dirSetting('cache directory', ['--cache-dir', opts.cacheDir], ['$ROCMFLOW_CACHE_DIR', opts.env.ROCMFLOW_CACHE_DIR], [configKey('cacheDir'), user.cacheDir]) ?? 'cache';
+  const stateDir = dirSetting('state directory', [configKey('stateDir'), user.stateDir]) ?? '.rocmflow';
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(root, p));
   const remoteUrl = opts.env.ROCMFLOW_REMOTE_CACHE || user.cache?.remote?.url;
   const r = user.cache?.remote;
@@ -58,8 +76,8 @@ export function resolveConfig(user: UserConfig, opts: ResolveOptions): ResolvedC
     configFile: opts.configFile,
     projectRoot: root,
     target: opts.target ?? opts.env.ROCMFLOW_TARGET ?? user.target ?? 'auto',
-    cacheDir: abs(opts.cacheDir ?? opts.env.ROCMFLOW_CACHE_DIR ?? user.cacheDir ?? 'cache'),
-    stateDir: abs(user.stateDir ?? '.rocmflow'),
+    cacheDir: abs(cacheDir),
+    stateDir: abs(stateDir),
     default: user.default ?? ['package-image'],
     jobs: opts.jobs ?? user.jobs ?? Math.max(1, cpus().length),
     plugins: user.plugins ?? [],

@@ -26,6 +26,7 @@ import { ROCMFLOW_VERSION, fingerprintTask } from './fingerprint-task.js';
 import { acquireLock } from './lock.js';
 import { makeLogger, makeProgress } from './task-io.js';
 import { createTaskShell } from './task-shell.js';
+import { declaredDeps } from './deps-view.js';
 
 /** What the index remembers about a task's last outputs in this workspace. */
 export interface TaskStateRecord {
@@ -309,7 +310,7 @@ export class Executor {
       let result: Awaited<ReturnType<LoadedTask['def']['run']>>;
       try {
         result = await task.def.run({
-          ...ctx, outDir, workDir, deps, $: shell.$, signal: taskAbort.signal, logFile, log, progress: makeProgress(this.o.emit, name), cacheDir: config.cacheDir,
+          ...ctx, outDir, workDir, deps: declaredDeps(name, deps), $: shell.$, signal: taskAbort.signal, logFile, log, progress: makeProgress(this.o.emit, name), cacheDir: config.cacheDir,
         });
         signal.throwIfAborted();
       } finally {

@@ -7,9 +7,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as s from '../util/schema.js';
+import { RocmflowError } from '../errors.js';
 import type { Detection, DetectContext, TargetContext, TargetDefinition } from '../plugin/types.js';
 import { encodeGfxArch, readKfdGpus, type KfdNode } from './kfd.js';
-import { parseTargetOptions } from './target-options.js';
 import { GENERIC_ISAS, KNOWN_AMD_ARCHES } from './amd-arches.js';
 import { fatbinTargetOptionsShape, type FatbinTargetOptions } from '../pipeline/coverage.js';
 
@@ -38,7 +38,8 @@ export interface AmdTargetOptions extends FatbinTargetOptions {
   hipCompiler?: 'clang' | 'hipcc';
 }
 
-const optionsSchema = s.object({
+/** The schema of `targets.<name>` for an AMD target (what `amdTarget()` sets as `options`). */
+export const amdTargetOptions: s.Schema<AmdTargetOptions> = s.object({
   rocwmmaFlashAttention: s.optional(s.boolean()),
   uma: s.optional(s.boolean()),
   device: s.optional(s.number({ integer: true, min: 0 })),
@@ -57,17 +58,27 @@ export interface AmdTargetSpec {
   description: string;
   /** KFD `gfx_target_version` to detect; derived from `arch` when omitted. */
   gfxVersion?: number;
+  /**
+   * Arches rocmflow does not know yet (not in `KNOWN_AMD_ARCHES`) whose
+   * kernel files this target drops too, e.g. when the runtime ships kernels
+   * for a newer GPU line. The target's own `arch` need not be known.
+   */
+  extraArches?: string[];
 }
 
-/** The arch list minus the target and the generic ISA covering it, as a glob alternation body. */
-export function otherArches(arch: string): string[] {
+/**
+ * The arch list (plus `extra`) minus the target and the generic ISA
+ * covering it: the arches whose kernel files a target drops.
+ */
+export function otherArches(arch: string, extra: readonly string[] = []): string[] {
   const generics = Object.entries(GENERIC_ISAS).filter(([, re]) => !re.test(arch)).map(([g]) => g);
-  return [...KNOWN_AMD_ARCHES.filter((a) => a !== arch), ...generics];
+  const arches = [...new Set([...KNOWN_AMD_ARCHES, ...extra])];
+  return [...arches.filter((a) => a !== arch), ...generics];
 }
 
 /** Drop rules: other arches' kernel files, headers, static libs, test clients, docs. */
-export function amdDropRules(arch: string): string[] {
-  const others = `{${otherArches(arch).join(',')}}`;
+export function amdDropRules(arch: string, extraArches: readonly string[] = []): string[] {
+  const others = `{${otherArches(arch, extraArches).join(',')}}`;
   return [
     `**/library/*${others}*`,
     `**/library/${others}*/**`,
@@ -103,8 +114,8 @@ function describeGpu(n: KfdNode, total: number): string {
 }
 
 /** Find the GPU of `arch` in the KFD topology under ctx.root. */
-async function detectAmd(spec: Required<AmdTargetSpec>, ctx: DetectContext): Promise<Detection> {
-  const opts = parseTargetOptions(spec.name, optionsSchema, ctx.options);
+async function detectAmd(spec: Required<AmdTargetSpec>, ctx: DetectContext<AmdTargetOptions>): Promise<Detection> {
+  const opts = ctx.options;
   const gpus = await readKfdGpus(ctx.root);
   if (gpus.length === 0) return { found: false, description: 'no AMD GPU (no KFD topology: amdgpu driver not loaded?)' };
   const seen = gpus.map((g) => `${g.arch} at node ${g.node}`).join(', ');
@@ -158,18 +169,24 @@ export function hipToolchainEnv(runtimeRoot: string, basePath = process.env.PATH
   };
 }
 
-/** Make an AMD target definition. */
-export function amdTarget(spec: AmdTargetSpec): TargetDefinition {
-  const full: Required<AmdTargetSpec> = { ...spec, gfxVersion: spec.gfxVersion ?? encodeGfxArch(spec.arch) };
+const GFX = /^gfx[0-9]{1,2}[0-9a-f]{2}$/;
+
+/** Make an AMD target definition; a spec that cannot work is refused here, naming the field. */
+export function amdTarget(spec: AmdTargetSpec): TargetDefinition<AmdTargetOptions> {
+  const bad = (field: string, expected: string) => new RocmflowError('E_PLUGIN', `amdTarget(${JSON.stringify(spec.name)}): ${field}: ${expected}`, { exitCode: 2 });
+  if (typeof spec.arch !== 'string' || !GFX.test(spec.arch)) throw bad('arch', 'expected an LLVM AMD GPU arch such as "gfx1201"');
+  for (const a of spec.extraArches ?? []) if (!GFX.test(a)) throw bad('extraArches', `expected arches such as "gfx1250", got ${JSON.stringify(a)}`);
+  const full: Required<AmdTargetSpec> = { extraArches: [], ...spec, gfxVersion: spec.gfxVersion ?? encodeGfxArch(spec.arch) };
   return {
     name: spec.name,
     family: 'rocm',
     arch: spec.arch,
     description: spec.description,
+    options: amdTargetOptions,
     runtime: { kind: 'therock', family: spec.family },
     detect: (ctx) => detectAmd(full, ctx),
-    cmakeFlags(ctx: TargetContext) {
-      const opts = parseTargetOptions(spec.name, optionsSchema, ctx.options);
+    cmakeFlags(ctx: TargetContext<AmdTargetOptions>) {
+      const opts = ctx.options;
       const flags = ['-DGGML_HIP=ON', `-DAMDGPU_TARGETS=${spec.arch}`, `-DGPU_TARGETS=${spec.arch}`, '-DCMAKE_BUILD_TYPE=Release'];
       if (opts.rocwmmaFlashAttention) flags.push('-DGGML_HIP_ROCWMMA_FATTN=ON');
       if (opts.uma) flags.push('-DGGML_HIP_UMA=ON');
@@ -180,8 +197,8 @@ export function amdTarget(spec: AmdTargetSpec): TargetDefinition {
       }
       return flags;
     },
-    env(ctx: TargetContext) {
-      const opts = parseTargetOptions(spec.name, optionsSchema, ctx.options);
+    env(ctx: TargetContext<AmdTargetOptions>) {
+      const opts = ctx.options;
       const env: Record<string, string> = {};
       const index = opts.device ?? (ctx.detection?.found ? ctx.detection.deviceIndex : undefined);
       if (index !== undefined) {
@@ -194,7 +211,7 @@ export function amdTarget(spec: AmdTargetSpec): TargetDefinition {
     },
     devices: ['/dev/kfd', '/dev/dri/renderD*'],
     keep: amdKeepRules(spec.arch),
-    drop: amdDropRules(spec.arch),
+    drop: amdDropRules(spec.arch, full.extraArches),
     // the amdgpu kernel driver is not a file: nothing of ROCm comes from the host
     hostProvided: [],
     tools: {

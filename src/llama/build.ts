@@ -13,16 +13,20 @@ import * as s from '../util/schema.js';
 import type { Json, Logger, Progress, ResolvedTarget, TaskInputs } from '../plugin/types.js';
 import { execStreaming } from './exec.js';
 import { installLlama, type InstallResult } from './install.js';
-import { DEFAULT_LLAMA_SOURCE, prepareSource, resolveSource, sourceSpecSchema, type SourceSpec } from './source.js';
+import { declaredSource, NPM_LLAMA_SOURCE, prepareSource, resolveSource, sourceSpecSchema, type SourceSpec } from './source.js';
 import { checkToolchain, type Toolchain } from './toolchain.js';
 import { ccacheStats, probeRootToolchain, ROOT_BUILD, rootBuildArgv, type RootBuildDirs } from './root-build.js';
 import { findHipCompiler } from '../gpu/amd-target.js';
 
 /** `tasks.build-llama` options, defaults filled. */
 export interface BuildLlamaOptions {
-  /** @default upstream git at the pinned commit */
+  /**
+   * Where llama.cpp comes from. The default needs only the npm registry:
+   * the git bundle of the pinned commit that node-llama-cpp ships.
+   * @default { npm: "node-llama-cpp@3.22.1" }
+   */
   source: SourceSpec;
-  /** Appended after the target's flags (so they win). @default [] */
+  /** Appended after the target's flags (so they win). @default DEFAULT_LLAMA_CMAKE_FLAGS */
   cmakeFlags: string[];
   /** CMake build targets. @default ["llama-server", "llama-cli", "llama-completion", "llama-perplexity"] */
   targets: string[];
@@ -33,6 +37,24 @@ export interface BuildLlamaOptions {
 }
 
 export const DEFAULT_BUILD_TARGETS = ['llama-server', 'llama-cli', 'llama-completion', 'llama-perplexity'];
+
+/**
+ * The default `cmakeFlags`, for a small runtime: no libcurl (model
+ * downloads) and no OpenSSL (HTTPS): the runtime serves local models over
+ * HTTP; ggml's own thread pool instead of OpenMP (one library less); inline
+ * C++ functions not exported from the shared libraries (smaller symbol
+ * tables); unused sections dropped at link time. Setting `cmakeFlags`
+ * replaces the list: spread this one to add to it.
+ */
+export const DEFAULT_LLAMA_CMAKE_FLAGS: readonly string[] = [
+  '-DLLAMA_CURL=OFF',
+  '-DLLAMA_OPENSSL=OFF',
+  '-DGGML_OPENMP=OFF',
+  '-DCMAKE_C_FLAGS=-ffunction-sections -fdata-sections',
+  '-DCMAKE_CXX_FLAGS=-fvisibility-inlines-hidden -ffunction-sections -fdata-sections',
+  '-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--gc-sections -Wl,--as-needed',
+  '-DCMAKE_EXE_LINKER_FLAGS=-Wl,--gc-sections -Wl,--as-needed',
+];
 
 const rawSchema = s.object({
   source: s.optional(sourceSpecSchema),
@@ -48,8 +70,8 @@ export const buildLlamaOptionsSchema: s.Schema<BuildLlamaOptions> = {
   parse(v, p) {
     const o = rawSchema.parse(v, p);
     return {
-      source: o.source ?? DEFAULT_LLAMA_SOURCE,
-      cmakeFlags: o.cmakeFlags ?? [],
+      source: o.source ?? NPM_LLAMA_SOURCE,
+      cmakeFlags: o.cmakeFlags ?? [...DEFAULT_LLAMA_CMAKE_FLAGS],
       targets: o.targets && o.targets.length ? o.targets : DEFAULT_BUILD_TARGETS,
       ...(o.jobs !== undefined ? { jobs: o.jobs } : {}),
       buildType: o.buildType ?? 'Release',
@@ -113,9 +135,15 @@ export function parseBuildProgress(line: string): { done: number; total: number 
   return null;
 }
 
-/** What `inputs()` declares for a build; `inRoot` when it runs inside a base root other than the host's. */
+/**
+ * What `inputs()` declares for a build; `inRoot` when it runs inside a base
+ * root other than the host's. A pinned source (a commit, an exact npm
+ * version) is declared as it is written, without fetching anything; a
+ * branch, tag, bundle or local tree is resolved to its commit (a branch
+ * costs one `git ls-remote`).
+ */
 export async function buildLlamaInputs(target: ResolvedTarget, options: BuildLlamaOptions, cacheDir: string, signal?: AbortSignal, inRoot = false): Promise<TaskInputs> {
-  const source = await resolveSource(options.source, { cacheDir, signal });
+  const source = declaredSource(options.source) ?? (await resolveSource(options.source, { cacheDir, signal })).params;
   // in a base root the tools are the root's: its record (a dependency) holds their package versions
   const tools = inRoot ? [] : ['cmake --version', 'cc --version', 'c++ --version'];
   if (!inRoot && target.definition.family === 'rocm') tools.push('hipcc --version');
@@ -124,7 +152,7 @@ export async function buildLlamaInputs(target: ResolvedTarget, options: BuildLla
   return {
     params: {
       target: target.name,
-      source: source.params,
+      source,
       // the runtime root itself is covered by fetch-rocm's output digest
       flags: buildFlags(target, options, undefined, rootBuild),
       targets: options.targets,

@@ -24,12 +24,12 @@ export type SourceSpec =
   /** An npm package that ships `llama/gitRelease.bundle`, e.g. `node-llama-cpp@3.22.1`. */
   | { npm: string };
 
-/** The commit the default source is pinned to (the tree node-llama-cpp@3.22.1 ships). */
+/** The commit the default source holds (the tree node-llama-cpp@3.22.1 ships). */
 export const PINNED_LLAMA_COMMIT = 'de3ff815ea7d559ee917f063901b8986f038abc6';
 export const UPSTREAM_LLAMA_GIT = 'https://github.com/ggml-org/llama.cpp';
-/** The default: upstream at the pinned commit. */
-export const DEFAULT_LLAMA_SOURCE: SourceSpec = { git: UPSTREAM_LLAMA_GIT, ref: PINNED_LLAMA_COMMIT };
-/** The npm package whose bundle holds the pinned commit: the offline-friendly choice. */
+/** The same commit from upstream git. */
+export const UPSTREAM_LLAMA_SOURCE: SourceSpec = { git: UPSTREAM_LLAMA_GIT, ref: PINNED_LLAMA_COMMIT };
+/** The default source: the npm package whose bundle holds the pinned commit (needs only the npm registry). */
 export const NPM_LLAMA_SOURCE: SourceSpec = { npm: 'node-llama-cpp@3.22.1' };
 
 /** Validates a `source` option. */
@@ -188,9 +188,27 @@ async function localState(dir: string, signal?: AbortSignal): Promise<{ commit: 
 /** What hashing an empty diff with no untracked files gives. */
 const EMPTY_DIGEST = createHash('sha256').digest('hex');
 
+/** `name@1.2.3`: an npm spec naming one exact (immutable) version. */
+export function isExactNpmSpec(spec: string): boolean {
+  const at = spec.lastIndexOf('@');
+  return at > 0 && /^\d+\.\d+\.\d+(-[\w.]+)?$/.test(spec.slice(at + 1));
+}
+
+/**
+ * What a pinned source is, without resolving it (no network, no download):
+ * a git commit, or an exact npm version (a published version never changes,
+ * so the name is the content). Null for a source that must be resolved to
+ * be known: a branch or tag, a bundle or a local tree.
+ */
+export function declaredSource(spec: SourceSpec): Json | null {
+  if ('git' in spec && spec.ref && COMMIT.test(spec.ref)) return { kind: 'git', url: spec.git, ref: spec.ref, commit: spec.ref };
+  if ('npm' in spec && isExactNpmSpec(spec.npm)) return { kind: 'npm', package: spec.npm };
+  return null;
+}
+
 /**
  * Resolve a source to its exact commit without checking it out: what
- * `inputs()` declares. Git refs that are not commits cost one `ls-remote`;
+ * `inputs()` declares for a source that `declaredSource` cannot name. Git refs that are not commits cost one `ls-remote`;
  * npm sources download the package once into the cache.
  */
 export async function resolveSource(spec: SourceSpec, opts: SourceOptions): Promise<ResolvedSource> {

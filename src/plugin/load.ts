@@ -17,12 +17,12 @@ export interface LoadedTask {
   def: TaskDefinition<any>;
   /** The module file, hashed into the task's key. */
   file: string;
-  /** `builtin` or the plugin spec it came from. */
+  /** `builtin <file>` for the package's own, else the plugin spec it came from. */
   origin: string;
 }
 
 export interface LoadedTarget {
-  def: TargetDefinition;
+  def: TargetDefinition<any>;
   file: string;
   origin: string;
 }
@@ -30,6 +30,8 @@ export interface LoadedTarget {
 export interface Registry {
   tasks: Map<string, LoadedTask>;
   targets: Map<string, LoadedTarget>;
+  /** Said once when the registry loads (a plugin replacing a built-in on purpose). */
+  warnings: string[];
 }
 
 const KEBAB = /^[a-z0-9][a-z0-9-]*$/;
@@ -57,10 +59,11 @@ export function validateTask(x: unknown, origin: string): TaskDefinition<any> {
   if (t.options !== undefined && typeof (t.options as { parse?: unknown }).parse !== 'function')
     fail(origin, `${label}.options`, 'expected a schema (from `s` in rocmflow/plugin)');
   if (t.code !== undefined && (!Array.isArray(t.code) || t.code.some((c) => typeof c !== 'string'))) fail(origin, `${label}.code`, 'expected an array of paths');
+  if (t.override !== undefined && typeof t.override !== 'boolean') fail(origin, `${label}.override`, 'expected true or false');
   return t as unknown as TaskDefinition<any>;
 }
 
-export function validateTarget(x: unknown, origin: string): TargetDefinition {
+export function validateTarget(x: unknown, origin: string): TargetDefinition<any> {
   const t = x as Record<string, unknown>;
   const label = typeof t.name === 'string' ? `target "${t.name}"` : 'target';
   if (typeof t.name !== 'string' || !KEBAB.test(t.name)) fail(origin, `${label}.name`, 'expected a kebab-case string');
@@ -77,27 +80,54 @@ export function validateTarget(x: unknown, origin: string): TargetDefinition {
     const ok = typeof k === 'string' || (typeof k === 'object' && k !== null && typeof (k as { ifLoaded?: unknown }).ifLoaded === 'string' && Array.isArray((k as { paths?: unknown }).paths));
     if (!ok) fail(origin, `${label}.keep[${i}]`, 'expected a glob or { ifLoaded, paths }');
   });
-  return t as unknown as TargetDefinition;
+  if (t.options !== undefined && typeof (t.options as { parse?: unknown }).parse !== 'function')
+    fail(origin, `${label}.options`, 'expected a schema (from `s` in rocmflow/plugin)');
+  if (t.override !== undefined && typeof t.override !== 'boolean') fail(origin, `${label}.override`, 'expected true or false');
+  return t as unknown as TargetDefinition<any>;
 }
 
-function add(reg: Registry, x: unknown, file: string, origin: string): void {
+function add(reg: Registry, x: unknown, file: string, origin: string, builtin: boolean): void {
   if (typeof x !== 'object' || x === null) fail(origin, 'default export', 'expected a task, a target, or { tasks, targets }');
   const o = x as Record<string, unknown>;
   if ('tasks' in o || 'targets' in o) {
     if (o.tasks !== undefined && !Array.isArray(o.tasks)) fail(origin, 'tasks', 'expected an array of tasks');
     if (o.targets !== undefined && !Array.isArray(o.targets)) fail(origin, 'targets', 'expected an array of targets');
-    for (const t of (o.tasks as unknown[]) ?? []) add(reg, t, file, origin);
-    for (const t of (o.targets as unknown[]) ?? []) add(reg, t, file, origin);
+    for (const t of (o.tasks as unknown[]) ?? []) add(reg, t, file, origin, builtin);
+    for (const t of (o.targets as unknown[]) ?? []) add(reg, t, file, origin, builtin);
     return;
   }
   if (isTarget(o)) {
     const def = validateTarget(o, origin);
-    reg.targets.set(def.name, { def, file, origin });
+    register(reg, reg.targets, 'target', { def, file, origin }, builtin);
   } else {
     const def = validateTask(o, origin);
-    reg.tasks.set(def.name, { def, file, origin });
+    register(reg, reg.tasks, 'task', { def, file, origin }, builtin);
   }
 }
+
+/**
+ * One name, one task (or target). A plugin may replace a built-in only when
+ * it says so (`override: true`), and then a warning names both; any other
+ * clash (two built-ins, two plugins, one plugin twice) is refused.
+ */
+function register<T extends LoadedTask | LoadedTarget>(reg: Registry, map: Map<string, T>, kind: string, entry: T, builtin: boolean): void {
+  const name = entry.def.name;
+  const prev = map.get(name);
+  if (prev) {
+    const prevBuiltin = prev.origin === BUILTIN || prev.origin.startsWith(`${BUILTIN} `);
+    if (!builtin && prevBuiltin && entry.def.override === true) {
+      reg.warnings.push(`plugin ${entry.origin}: ${kind} "${name}" replaces the built-in one (${prev.origin.slice(BUILTIN.length + 1)}), as its override: true says`);
+    } else if (!builtin && prevBuiltin) {
+      fail(entry.origin, `${kind} "${name}"`, `a built-in ${kind} has this name (${prev.origin.slice(BUILTIN.length + 1)}); rename it, or set override: true to replace the built-in on purpose`);
+    } else {
+      fail(entry.origin, `${kind} "${name}"`, `the name is taken already by ${prevBuiltin ? prev.origin.slice(BUILTIN.length + 1) : `plugin ${prev.origin}`}; two ${kind}s cannot share a name`);
+    }
+  }
+  map.set(name, entry);
+}
+
+/** Origin of the modules under the package's tasks/ and plugins/ (followed by the file). */
+const BUILTIN = 'builtin';
 
 async function importDefault(file: string, origin: string): Promise<unknown> {
   let mod: Record<string, unknown>;
@@ -113,7 +143,7 @@ async function importDefault(file: string, origin: string): Promise<unknown> {
 function moduleFiles(dir: string): string[] {
   try {
     return readdirSync(dir)
-      .filter((f) => /\.(ts|mts|js|mjs)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.map') && !f.startsWith('_'))
+      .filter((f) => /\.(ts|mts|js|mjs)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.map') && !f.startsWith('_') && !f.startsWith('.'))
       .sort()
       .map((f) => join(dir, f));
   } catch {
@@ -121,18 +151,18 @@ function moduleFiles(dir: string): string[] {
   }
 }
 
-/** Load built-in tasks/targets, then the config's plugins (which may override built-ins by name). */
+/** Load built-in tasks/targets, then the config's plugins (which replace a built-in only with `override: true`). */
 export async function loadRegistry(opts: { plugins: readonly string[]; configDir: string }): Promise<Registry> {
-  const reg: Registry = { tasks: new Map(), targets: new Map() };
+  const reg: Registry = { tasks: new Map(), targets: new Map(), warnings: [] };
   const builtin = [...moduleFiles(join(PACKAGE_ROOT, 'tasks')), ...moduleFiles(join(PACKAGE_ROOT, 'plugins'))];
   const mods = await Promise.all(builtin.map(async (f) => [f, await importDefault(f, f.slice(PACKAGE_ROOT.length + 1))] as const));
   // modules without a default export are helpers (e.g. a target factory)
-  for (const [f, m] of mods) if (m !== undefined) add(reg, m, f, f.slice(PACKAGE_ROOT.length + 1));
+  for (const [f, m] of mods) if (m !== undefined) add(reg, m, f, `${BUILTIN} ${f.slice(PACKAGE_ROOT.length + 1)}`, true);
   for (const spec of opts.plugins) {
     const file = resolvePlugin(spec, opts.configDir);
     const m = await importDefault(file, spec);
     if (m === undefined) fail(spec, 'default export', 'missing (export default defineTask(...) or defineTarget(...))');
-    add(reg, m, file, spec);
+    add(reg, m, file, spec, false);
   }
   return reg;
 }

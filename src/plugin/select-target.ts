@@ -20,17 +20,17 @@ export type TargetOptionsMap = Readonly<Record<string, Readonly<Record<string, u
 
 /** A target with what its detection found. */
 export interface DetectedTarget {
-  target: TargetDefinition;
+  target: TargetDefinition<any>;
   detection: Detection;
 }
 
 /** The registry's targets in listing order. */
-export function orderedTargets(registry: Registry): TargetDefinition[] {
+export function orderedTargets(registry: Registry): TargetDefinition<any>[] {
   return [...registry.targets.values()].map((t) => t.def).sort((a, b) => RANK[a.family] - RANK[b.family] || a.name.localeCompare(b.name));
 }
 
 /** A target by name, or a usage error listing the nearest names. */
-export function targetByName(registry: Registry, name: string): TargetDefinition {
+export function targetByName(registry: Registry, name: string): TargetDefinition<any> {
   const t = registry.targets.get(name);
   if (t) return t.def;
   const names = orderedTargets(registry).map((x) => x.name);
@@ -39,7 +39,7 @@ export function targetByName(registry: Registry, name: string): TargetDefinition
 
 /** Run every target's detect(); a target whose detection throws is reported as not found, with the reason. */
 export async function detectTargets(
-  targets: readonly TargetDefinition[],
+  targets: readonly TargetDefinition<any>[],
   ctx: Omit<DetectContext, 'options'> & { options?: TargetOptionsMap },
 ): Promise<DetectedTarget[]> {
   return Promise.all(

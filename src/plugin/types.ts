@@ -115,6 +115,11 @@ export interface TaskDefinition<Options = unknown> {
   description?: string;
   /** Names of tasks whose outputs this one needs. */
   deps?: string[];
+  /**
+   * Set when this task replaces a built-in task of the same name on purpose
+   * (a warning says so); without it, a name already taken is refused.
+   */
+  override?: boolean;
   /** Validates `tasks.<name>` in the config; errors name the key path. */
   options?: Schema<Options>;
   /**
@@ -167,13 +172,16 @@ export interface Detection {
   facts?: Record<string, Json>;
 }
 
+/** A target's options (`targets.<name>` in the config) when it declares no schema. */
+export type TargetOptions = Readonly<Record<string, unknown>>;
+
 /** Where detection looks; tests point these at fake sysfs trees. */
-export interface DetectContext {
+export interface DetectContext<Options = TargetOptions> {
   /** Root for /sys and /dev lookups (default "/"). */
   readonly root: string;
   readonly env: Readonly<Record<string, string | undefined>>;
-  /** This target's options from `targets.<name>` in the config. */
-  readonly options: Readonly<Record<string, unknown>>;
+  /** This target's options from `targets.<name>` in the config, as its `options` schema parsed them. */
+  readonly options: Options;
 }
 
 /**
@@ -184,7 +192,7 @@ export interface DetectContext {
 export type KeepRule = string | { ifLoaded: string; paths: string[] };
 
 /** A GPU (or CPU) target: see `defineTarget`. */
-export interface TargetDefinition {
+export interface TargetDefinition<Options = TargetOptions> {
   /** e.g. `gfx1151`, `gfx1100`, `cuda`, `cpu`. */
   name: string;
   family: 'rocm' | 'cuda' | 'cpu';
@@ -192,14 +200,25 @@ export interface TargetDefinition {
   description: string;
   /** The architecture string (`gfx1151`, `sm_90`), if any. */
   arch?: string;
+  /**
+   * Validates `targets.<name>` in the config once, when the config and
+   * plugins load; an error names the config file and the key path. The
+   * hooks get what it returns. Without a schema, any options are refused.
+   */
+  options?: Schema<Options>;
+  /**
+   * Set when this target replaces a built-in target of the same name on
+   * purpose; without it, a name already taken is refused.
+   */
+  override?: boolean;
   /** Is this GPU here? */
-  detect(ctx: DetectContext): Promise<Detection>;
+  detect(ctx: DetectContext<Options>): Promise<Detection>;
   /** Default source of the GPU runtime; `tasks.fetch-rocm.source` overrides it. */
   runtime: RuntimeSource;
   /** cmake flags for llama.cpp. */
-  cmakeFlags(ctx: TargetContext): string[];
+  cmakeFlags(ctx: TargetContext<Options>): string[];
   /** Environment for running the workload (device pinning etc.). */
-  env(ctx: TargetContext): Record<string, string>;
+  env(ctx: TargetContext<Options>): Record<string, string>;
   /** Device nodes to pass through (globs, e.g. `/dev/dri/renderD*`). */
   devices: string[];
   /** Paths to keep beyond what the trace saw. Globs match absolute paths in the full runtime root. */
@@ -213,9 +232,9 @@ export interface TargetDefinition {
 }
 
 /** What a target's hooks see. */
-export interface TargetContext {
+export interface TargetContext<Options = TargetOptions> {
   readonly detection: Detection | null;
-  readonly options: Readonly<Record<string, unknown>>;
+  readonly options: Options;
   /** Root of the fetched GPU runtime (ROCm/CUDA prefix), when known. */
   readonly runtimeRoot?: string;
 }
@@ -223,15 +242,15 @@ export interface TargetContext {
 /** A target after selection (`--target`, config `target`, or auto-detection). */
 export interface ResolvedTarget {
   readonly name: string;
-  readonly definition: TargetDefinition;
+  readonly definition: TargetDefinition<any>;
   /** Filled when detection ran (auto, or tasks that need the device). */
   readonly detection: Detection | null;
-  /** `targets.<name>` from the config. */
-  readonly options: Readonly<Record<string, unknown>>;
+  /** `targets.<name>` from the config, as the target's schema parsed it. */
+  readonly options: any;
 }
 
 /** What a plugin module may export as default: one task or target, or several. */
 export type PluginExport =
   | TaskDefinition<any>
-  | TargetDefinition
-  | { tasks?: TaskDefinition<any>[]; targets?: TargetDefinition[] };
+  | TargetDefinition<any>
+  | { tasks?: TaskDefinition<any>[]; targets?: TargetDefinition<any>[] };

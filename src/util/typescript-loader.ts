@@ -22,7 +22,7 @@ export function needsCompile(file: string): boolean {
  * its sources) gets the very modules the engine runs, not a bundled copy:
  * one `RocmflowError` class, one schema module.
  */
-function rocmflowModule(spec: string, importer: string): string | null {
+function rocmflowModule(spec: string, importer: string): { path: string; external: boolean } | null {
   let target: string | null = null;
   if (spec === 'rocmflow') target = join(SOURCE_ROOT, 'src/index.ts');
   else if (spec.startsWith('rocmflow/')) target = join(SOURCE_ROOT, 'src', `${spec.slice('rocmflow/'.length)}/index.ts`);
@@ -31,7 +31,9 @@ function rocmflowModule(spec: string, importer: string): string | null {
   const rel = relative(SOURCE_ROOT, target);
   if (rel.startsWith('..') || !/^(src|tasks|plugins)\//.test(rel)) return null;
   const js = join(RUNNING_ROOT, rel.replace(/\.(c|m)?ts$/, '.js'));
-  return existsSync(js) ? js : null;
+  if (existsSync(js)) return { path: js, external: true };
+  // running from the TypeScript sources (tsx, vitest): bundle the sources in
+  return spec.startsWith('rocmflow') && existsSync(target) ? { path: target, external: false } : null;
 }
 
 /**
@@ -72,8 +74,7 @@ async function compile(file: string, entry: string): Promise<string> {
           setup(b) {
             b.onResolve({ filter: /.*/ }, (args) => {
               if (args.kind === 'entry-point') return undefined;
-              const js = rocmflowModule(args.path, args.importer);
-              return js ? { path: js, external: true } : undefined;
+              return rocmflowModule(args.path, args.importer) ?? undefined;
             });
           },
         },

@@ -91,10 +91,9 @@ describe('a host with a gfx1100 dGPU and a gfx1151 iGPU', () => {
     expect((await gfx1151.detect(ctx(root, { device: 1 }))).deviceIndex).toBe(1);
   });
 
-  it('bad target options are config errors naming the key', async () => {
-    const root = fakeSysfs([cpuNode, strixHalo]);
-    await expect(gfx1151.detect(ctx(root, { uma: 'yes' }))).rejects.toMatchObject({ code: 'E_CONFIG', exitCode: 2, message: 'config: targets.gfx1151.uma: expected true or false' });
-    await expect(gfx1151.detect(ctx(root, { rocwmma: true }))).rejects.toThrow('targets.gfx1151.rocwmma: unknown key (did you mean "rocwmmaFlashAttention"?)');
+  it('the options schema names the key of a bad value', () => {
+    expect(() => gfx1151.options!.parse({ uma: 'yes' }, 'targets.gfx1151')).toThrow('targets.gfx1151.uma: expected true or false');
+    expect(() => gfx1151.options!.parse({ rocwmma: true }, 'targets.gfx1151')).toThrow('targets.gfx1151.rocwmma: unknown key (did you mean "rocwmmaFlashAttention"?)');
   });
 });
 

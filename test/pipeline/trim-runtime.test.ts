@@ -28,11 +28,11 @@ const env = {
 
 function writeConfig(extraFlags: string[]): void {
   writeFileSync(join(ws, 'rocmflow.config.ts'), `import project from ${JSON.stringify(join(REPO, 'rocmflow.config.ts'))};
+import { DEFAULT_LLAMA_CMAKE_FLAGS } from ${JSON.stringify(join(REPO, 'src/llama/build.ts'))};
 export default async () => {
   const c = project;
-  const build = c.tasks['build-llama'];
   return { ...c, stateDir: ${JSON.stringify(join(ws, 'state'))},
-    tasks: { ...c.tasks, 'build-llama': { ...build, cmakeFlags: [...build.cmakeFlags, ...${JSON.stringify(extraFlags)}] } } };
+    tasks: { ...c.tasks, 'build-llama': { cmakeFlags: [...DEFAULT_LLAMA_CMAKE_FLAGS, ...${JSON.stringify(extraFlags)}] } } };
 };
 `);
 }

@@ -59,8 +59,10 @@ describe('rocmflow targets', () => {
     const project2 = mkdtempSync(join(tmpdir(), 'rocmflow-project-'));
     writeFileSync(join(project2, 'gfx1201.ts'), `import { amdTarget } from ${JSON.stringify(factory)};\nexport default amdTarget({ name: 'gfx1201', arch: 'gfx1201', family: 'gfx120X-all', description: 'AMD RDNA4 (gfx1201)' });\n`);
     writeFileSync(join(project2, 'rocmflow.config.mjs'), `export default { plugins: ['./gfx1201.ts'], targets: { gfx1201: { device: 'first' } } };\n`);
-    const bad = await run(targetsCommand, ['--json', '--root', root], { PATH: emptyPath() }, project2);
-    expect(JSON.parse(bad.out).targets[2].detection).toBe('detection failed: config: targets.gfx1201.device: expected an integer');
+    // validated once, when the config loads: the file and the key, before any detection
+    await expect(run(targetsCommand, ['--json', '--root', root], { PATH: emptyPath() }, project2)).rejects.toMatchObject({
+      code: 'E_CONFIG', exitCode: 2, message: `${join(project2, 'rocmflow.config.mjs')}: targets.gfx1201.device: expected an integer`,
+    });
   });
 
   it('an unknown option is a usage error', async () => {

@@ -39,7 +39,7 @@ describe('AMD cmake flags and env', () => {
     ]);
     expect(gfx1151.env({ detection: null, options: { uma: true } })).toEqual({ GGML_CUDA_ENABLE_UNIFIED_MEMORY: '1' });
     expect(gfx1100.cmakeFlags({ detection: null, options: {} })).toContain('-DAMDGPU_TARGETS=gfx1100');
-    expect(() => gfx1100.cmakeFlags({ detection: null, options: { hipCompiler: 'nvcc' } })).toThrow('config: targets.gfx1100.hipCompiler: expected one of "clang", "hipcc"');
+    expect(() => gfx1100.options!.parse({ hipCompiler: 'nvcc' }, 'targets.gfx1100')).toThrow('targets.gfx1100.hipCompiler: expected one of "clang", "hipcc"');
   });
 
   it('drop rules are generated from the arch list minus the target and its generic ISA', () => {
@@ -91,7 +91,7 @@ describe('cuda', () => {
     expect(cuda.cmakeFlags({ detection: null, options: { computeCapability: '9.0', cudaPath: '/opt/cuda-12' } })).toEqual([
       '-DGGML_CUDA=ON', '-DCMAKE_BUILD_TYPE=Release', '-DCMAKE_CUDA_ARCHITECTURES=90', '-DGGML_CUDA_NCCL=OFF', '-DCUDAToolkit_ROOT=/opt/cuda-12', '-DCMAKE_CUDA_COMPILER=/opt/cuda-12/bin/nvcc',
     ]);
-    expect(() => cuda.cmakeFlags({ detection: null, options: { computeCapability: 90 } })).toThrow('config: targets.cuda.computeCapability: expected a compute capability such as "8.9"');
+    expect(() => cuda.options!.parse({ computeCapability: 90 }, 'targets.cuda')).toThrow('targets.cuda.computeCapability: expected a compute capability such as "8.9"');
   });
 
   it('parses names with commas and old drivers without compute_cap', () => {
@@ -104,7 +104,7 @@ describe('cpu', () => {
     expect((await cpu.detect({ root: '/nonexistent', env: {}, options: {} })).found).toBe(true);
     expect(cpu.cmakeFlags({ detection: null, options: {} })).toEqual(['-DGGML_NATIVE=OFF']);
     expect(cpu.cmakeFlags({ detection: null, options: { native: true } })).toEqual(['-DGGML_NATIVE=ON']);
-    expect(() => cpu.cmakeFlags({ detection: null, options: { native: 1 } })).toThrow('config: targets.cpu.native: expected true or false');
+    expect(() => cpu.options!.parse({ native: 1 }, 'targets.cpu')).toThrow('targets.cpu.native: expected true or false');
     expect(cpu.devices).toEqual([]);
   });
 });

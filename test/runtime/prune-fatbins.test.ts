@@ -1,3 +1,4 @@
+import type { TargetDefinition } from '../../src/plugin/types.js';
 /**
  * trim-runtime's pruning step on a synthetic trimmed root holding the real
  * fat-binary fixtures (HIP plain and compressed bundles, CUDA fatbins), with
@@ -142,7 +143,7 @@ describe('a library rocmflow cannot parse', () => {
 });
 
 describe('the pruneFatBinaries target option', () => {
-  const t = (definition: typeof cuda, options: Record<string, unknown>) => ({ definition, options });
+  const t = (definition: TargetDefinition<any>, options: Record<string, unknown>) => ({ definition, options });
   it('is on by default for AMD targets, off for CUDA and the CPU; takes true, false or a list', () => {
     expect(pruneSettings(t(gfx1100, {}))).toEqual({ fallback: true });
     expect(pruneSettings(t(gfx1100, { pruneFatBinaries: false }))).toBeNull();
@@ -157,7 +158,8 @@ describe('the pruneFatBinaries target option', () => {
     const ctx = (options: Record<string, unknown>) => ({ detection: null, options });
     expect(cuda.cmakeFlags(ctx({ pruneFatBinaries: true, computeCapability: '9.0' }))).toContain('-DCMAKE_CUDA_ARCHITECTURES=90');
     expect(gfx1100.cmakeFlags(ctx({ pruneFatBinaries: ['gfx1100', 'gfx11-generic'], pruneFallback: false }))).toContain('-DGPU_TARGETS=gfx1100');
-    expect(() => cuda.cmakeFlags(ctx({ pruneFatBinaries: 'yes' }))).toThrow(/targets\.cuda\.pruneFatBinaries: expected true, false or a list of arches/);
-    expect(() => gfx1100.cmakeFlags(ctx({ pruneFatBinary: true }))).toThrow(/targets\.gfx1100\.pruneFatBinary: unknown key \(did you mean "pruneFatBinaries"\?\)/);
+    // target options are checked once, at load, by each target's schema
+    expect(() => cuda.options!.parse({ pruneFatBinaries: 'yes' }, 'targets.cuda')).toThrow(/targets\.cuda\.pruneFatBinaries: expected true, false or a list of arches/);
+    expect(() => gfx1100.options!.parse({ pruneFatBinary: true }, 'targets.gfx1100')).toThrow(/targets\.gfx1100\.pruneFatBinary: unknown key \(did you mean "pruneFatBinaries"\?\)/);
   });
 });

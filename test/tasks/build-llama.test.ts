@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import task from '../../tasks/build-llama.js';
 import cpu from '../../plugins/cpu.js';
 import gfx1151 from '../../plugins/gfx1151.js';
-import { parseBuildProgress, planBuild, type BuildLlamaOptions } from '../../src/llama/build.js';
+import { DEFAULT_LLAMA_CMAKE_FLAGS, parseBuildProgress, planBuild, type BuildLlamaOptions } from '../../src/llama/build.js';
 import { runtimeRootFromDeps } from '../../src/pipeline/runtime.js';
 import { PINNED_LLAMA_COMMIT, UPSTREAM_LLAMA_GIT } from '../../src/llama/source.js';
 import { validateTask } from '../../src/plugin/load.js';
@@ -33,12 +33,17 @@ describe('the build-llama task', () => {
     expect(task.outputs).toEqual(['llama', 'build-info.json', 'build.log']);
   });
 
-  it('defaults to upstream llama.cpp at the pinned commit, resolved without network', async () => {
+  it('defaults to the pinned node-llama-cpp bundle and the small-runtime flags, declared without fetching', async () => {
     const ctx = taskContext(cpuTarget, undefined);
-    expect(ctx.options.source).toEqual({ git: UPSTREAM_LLAMA_GIT, ref: PINNED_LLAMA_COMMIT });
+    expect(ctx.options.source).toEqual({ npm: 'node-llama-cpp@3.22.1' });
+    expect(ctx.options.cmakeFlags).toEqual([...DEFAULT_LLAMA_CMAKE_FLAGS]);
     expect(ctx.options.targets).toEqual(['llama-server', 'llama-cli', 'llama-completion']);
     const inputs = await task.inputs!(ctx);
-    expect(inputs.params).toMatchObject({ target: 'cpu', source: { kind: 'git', commit: PINNED_LLAMA_COMMIT }, buildType: 'Release' });
+    expect(inputs.params).toMatchObject({ target: 'cpu', source: { kind: 'npm', package: 'node-llama-cpp@3.22.1' }, buildType: 'Release' });
+    // nothing was fetched into the cache to say so
+    expect(readdirSync(ctx.config.cacheDir)).toEqual([]);
+    const git = await task.inputs!(taskContext(cpuTarget, { source: { git: UPSTREAM_LLAMA_GIT, ref: PINNED_LLAMA_COMMIT } }));
+    expect(git.params).toMatchObject({ source: { kind: 'git', commit: PINNED_LLAMA_COMMIT } });
     expect(inputs.env).toEqual(['CC', 'CXX', 'CFLAGS', 'CXXFLAGS', 'LDFLAGS']);
     expect(inputs.tools).toEqual(['cmake --version', 'cc --version', 'c++ --version']);
   });

@@ -70,10 +70,10 @@ const rejects = async (p: Promise<unknown>, code: string, re: RegExp) => {
 describe('model options', () => {
   it('accepts each source form and names the key path of mistakes', () => {
     const parse = (v: unknown) => modelOptions.parse(v, 'tasks.model');
-    expect(parse({ source: 'models/a.gguf' })).toEqual({ source: 'models/a.gguf' });
+    expect(parse({ source: 'models/a.gguf' })).toEqual({ source: 'models/a.gguf', vocab: { npm: 'node-llama-cpp@3.22.1' } });
     expect(parse({ source: { url: 'https://x.test/m.gguf', sha256: 'A'.repeat(64) } }).source).toEqual({ url: 'https://x.test/m.gguf', sha256: 'A'.repeat(64) });
     expect(parse({ source: { tiny: { seed: 3, layers: 1 } }, vocab: 'v.gguf' })).toEqual({ source: { tiny: { seed: 3, layers: 1 } }, vocab: 'v.gguf' });
-    expect(parse(undefined)).toEqual({});
+    expect(parse(undefined)).toEqual({ vocab: { npm: 'node-llama-cpp@3.22.1' } });
     expect(() => parse({ source: { url: 'https://x.test/m.gguf', sha256: 'abc' } })).toThrow('tasks.model.source.sha256: expected a sha256 (64 hex digits)');
     expect(() => parse({ source: { url: 'ftp://x/m.gguf', sha256: 'a'.repeat(64) } })).toThrow('tasks.model.source.url: expected an http:// or https:// URL');
     expect(() => parse({ source: { tiny: { layer: 2 } } })).toThrow(/tasks\.model\.source\.tiny\.layer: unknown key \(did you mean "layers"\?\)/);

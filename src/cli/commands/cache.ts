@@ -62,8 +62,9 @@ rocmflow cache pull [TASK...]          download results for the current fingerpr
         io.out(`verified ${r.blobs} blobs: ${r.bad.length} corrupt${r.bad.length ? ` (evicted: ${r.bad.map((d) => d.slice(0, 12)).join(', ')})` : ''}; ${r.entriesDropped.length} results dropped${r.statesDropped.length ? `; ${r.statesDropped.length} workspace outputs shared a corrupt blob and will rerun` : ''}`);
         return r.bad.length ? 1 : 0;
       }
-      const max = flags['max-size'] === undefined ? null : parseSize(String(flags['max-size']));
-      if (max === null) throw usageError('E_USAGE', 'cache gc: --max-size SIZE is required (e.g. 20G, 500MB)');
+      if (flags['max-size'] === undefined) throw usageError('E_USAGE', 'cache gc: --max-size SIZE is required (e.g. 20G, 500MB)');
+      const max = parseSize(String(flags['max-size']));
+      if (max === null) throw usageError('E_USAGE', `cache gc: --max-size ${JSON.stringify(String(flags['max-size']))} is not a size (e.g. 20G, 500MB, 1.5GiB)`);
       const r = await gcCache(index, store, max, onStray);
       io.out(`gc: ${formatBytes(r.before)} → ${formatBytes(r.after)}; removed ${r.entriesRemoved} results and ${r.blobsRemoved} blobs`);
       return 0;

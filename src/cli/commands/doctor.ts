@@ -68,7 +68,7 @@ export interface DoctorReport {
   problems: string[];
 }
 
-export async function doctorReport(root: string, env: NodeJS.ProcessEnv, targets: readonly TargetDefinition[], options: Record<string, Record<string, unknown>> = {}): Promise<DoctorReport> {
+export async function doctorReport(root: string, env: NodeJS.ProcessEnv, targets: readonly TargetDefinition<any>[], options: Record<string, Record<string, unknown>> = {}): Promise<DoctorReport> {
   const tools = await Promise.all(TOOLS.map(async (t) => {
     const version = await probe(t.version, env);
     return { name: t.name, found: version !== null, version, required: t.required, install: t.install, why: t.why };

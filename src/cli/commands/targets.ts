@@ -9,7 +9,7 @@ import { chooseAutoTarget, detectTargets, orderedTargets, type DetectedTarget } 
 import type { TargetDefinition } from '../../plugin/types.js';
 
 /** The targets to show (built-ins and the config's plugins, in the one target order) and the config's `targets.<name>` options. */
-export async function loadTargets(io: CommandIO, configFile?: string): Promise<{ targets: TargetDefinition[]; options: Record<string, Record<string, unknown>> }> {
+export async function loadTargets(io: CommandIO, configFile?: string): Promise<{ targets: TargetDefinition<any>[]; options: Record<string, Record<string, unknown>> }> {
   const session = await openSession(io, { config: configFile });
   try {
     return { targets: orderedTargets(session.registry), options: session.config.targets as Record<string, Record<string, unknown>> };
