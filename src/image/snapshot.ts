@@ -27,6 +27,8 @@ export interface SnapshotOptions {
   mtime?: number;
   /** zstd level. @default 3 */
   level?: number;
+  /** Worker threads and zstd processes at once; the archive does not depend on it. @default availableParallelism() */
+  threads?: number;
   /** A version id recorded in the manifest (e.g. the ROCm build id). */
   version?: string;
   signal?: AbortSignal;
@@ -59,6 +61,7 @@ export async function snapshot(opts: SnapshotOptions): Promise<SnapshotInfo> {
     compression: 'zstd',
     level: opts.level ?? LAYER_ZSTD_LEVEL,
     mtime,
+    threads: opts.threads,
     signal: opts.signal,
     onProgress: opts.onProgress,
     onFile: (e, sha) => hashes.set(e.path, sha),
