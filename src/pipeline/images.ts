@@ -139,11 +139,12 @@ export function imageMode(e: TarEntry): TarEntry {
 
 const normalized = async (from: string | readonly TarSource[]) => ({ entries: (await layerEntries(from)).map(imageMode) });
 
-/** A snapshot can be a layer of this image only if it unpacks under opt/rocm/ (its own paths are relative to the tree). */
+/** A snapshot is this image's GPU runtime layer as is when it unpacks under opt/rocm/ (snapshot-rocm writes it so). */
 async function snapshotUsable(archive: string | undefined): Promise<boolean> {
   if (!archive || !existsSync(archive)) return false;
   const m = await readManifest(archive.replace(/\.tar\.zst$/, '.manifest.json')).catch(() => null);
-  return !!m && m.files.length > 0 && m.files.every((f) => f.path === 'opt' || f.path.startsWith('opt/'));
+  const rocm = ROCM_MOUNT.slice(1);
+  return !!m && m.files.length > 0 && m.files.every((f) => rocm === f.path || rocm.startsWith(`${f.path}/`) || f.path.startsWith(`${rocm}/`));
 }
 
 export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<RuntimeImages> {
