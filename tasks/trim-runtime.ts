@@ -109,12 +109,13 @@ export default defineTask<TrimRuntimeOptions>({
       libraryPath: traced.env.LD_LIBRARY_PATH ? traced.env.LD_LIBRARY_PATH.split(':').filter(Boolean) : undefined,
     });
     for (const w of closure.warnings) ctx.log.warn(w);
+    mark('closure');
     const rootfs = join(ctx.outDir, 'rootfs');
     const manifestPath = join(ctx.outDir, 'rootfs.manifest.json');
     const assembling = ctx.progress.start('assemble the trimmed root', { unit: 'files' });
     let manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath, signal: ctx.signal, onProgress: (done, total) => assembling.update(done, total) });
     assembling.done();
-    mark('closure and assembly');
+    mark('assemble');
     if (ctx.options.strip ?? true) {
       const bar = ctx.progress.start('strip ELF files', { unit: 'bytes' });
       const stripped = await stripRoot(rootfs, manifest, manifestPath, { onProgress: (done, total) => bar.update(done, total) });
@@ -152,6 +153,7 @@ export default defineTask<TrimRuntimeOptions>({
 
     // 3. images
     const full = await fullRuntime(rt.layout, closure);
+    mark('full runtime listing');
     const images = join(ctx.outDir, 'images');
     await mkdir(images, { recursive: true });
     const snapshot = join(ctx.deps['snapshot-rocm']!.outDir, 'rocm.tar.zst');
@@ -163,6 +165,7 @@ export default defineTask<TrimRuntimeOptions>({
       progress: ctx.progress,
     });
     mark('images');
+    for (const [k, ms] of Object.entries(written.timings)) timings[`images: ${k}`] = ms;
 
     // 4. report
     const report = trimReport({ full: full.files, manifest, categorize: pipelineCategory });
@@ -226,6 +229,7 @@ export default defineTask<TrimRuntimeOptions>({
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
         ...speedLine(speedOf(traced.result), speedOf(verify.result)),
         ...(closure.hostProvided.length ? [`host-provided, not bundled: ${closure.hostProvided.join(', ')}`] : []),
+        `timings: ${Object.entries(timings).filter(([k]) => !k.startsWith('images: ')).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`).join(', ')} (images: ${Object.entries(written.timings).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`).join(', ')})`,
         `report: ${html}`,
         `reproducibility record: ${join(ctx.outDir, 'reproducibility.json')}`,
       ],

@@ -113,6 +113,8 @@ export interface RuntimeImages {
   base: NamedImage;
   /** True when the snapshot archive became the ROCm layer as is. */
   reusedSnapshot: boolean;
+  /** Milliseconds per image (each includes its layers and archives), for the report. */
+  timings: Record<ImageKind, number>;
 }
 
 const SERVER = `${LLAMA_MOUNT}/bin/llama-server`;
@@ -182,6 +184,9 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
     if (done !== undefined) bar?.handle.update(done, total);
   };
 
+  const timings = {} as Record<ImageKind, number>;
+  let since = performance.now();
+  const mark = (kind: ImageKind) => ((timings[kind] = Math.round(performance.now() - since)), (since = performance.now()));
   const minimal = await writeOciImage({
     ...describe('minimal'),
     layers: [{ from: await normalized(o.rootfs), comment: `rocmflow trim-runtime (${o.target}, trimmed root)` }],
@@ -190,6 +195,7 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
     repoTag: imageName(o.target, 'minimal'),
     onProgress: progress('minimal'),
   });
+  mark('minimal');
 
   const reusedSnapshot = await snapshotUsable(o.rocmSnapshot);
   const under = (mount: string) => (e: TarSource) => e.path === mount.slice(1) || e.path.startsWith(`${mount.slice(1)}/`);
@@ -210,6 +216,7 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
       ociArchive: join(o.outDir, 'full.oci.tar'),
       onProgress: progress('full'),
     });
+    mark('full');
     const shared = full.layers.slice(0, lower.length);
     const base = await writeOciImage({
       ...describe('base'),
@@ -218,12 +225,14 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
       ociArchive: join(o.outDir, 'base.oci.tar'),
       onProgress: progress('base'),
     });
+    mark('base');
     (bar as { handle: ProgressHandle } | null)?.handle.done();
     return {
       minimal: { ...minimal, name: imageName(o.target, 'minimal') },
       full: { ...full, ociDir: undefined, name: imageName(o.target, 'full') },
       base: { ...base, name: imageName(o.target, 'base') },
       reusedSnapshot,
+      timings,
     };
   } finally {
     await rm(layout, { recursive: true, force: true });

@@ -106,6 +106,7 @@ describe('writeRuntimeImages', () => {
     };
     const reused = await write('r', prefixed.archive);
     expect(reused.reusedSnapshot).toBe(true);
+    expect(Object.keys(reused.timings)).toEqual(['minimal', 'full', 'base']);
     const layer = reused.full.layers.find((l) => l.digest === prefixed.digest)!;
     expect(layer).toMatchObject({ digest: prefixed.digest, diffId: prefixed.diffId, size: prefixed.size });
     expect(reused.base.layers.map((l) => l.digest)).toContain(prefixed.digest);
