@@ -28,6 +28,9 @@ import { DigestStream, type Digest } from './digest-stream.js';
 import type { TarEntry } from './tar-entries.js';
 import { BLOCK, defaultMtime, entryHeaders, MAX_OCTAL_SIZE } from './tar-writer.js';
 
+/** Most reader threads (their buffers: (readers + 4) × SEGMENT). */
+const MAX_READERS = 16;
+
 /** Bytes of tar per segment read by one worker. */
 export const SEGMENT = 8 << 20;
 
@@ -180,7 +183,8 @@ export async function writeTarZstd(entries: readonly TarEntry[], path: string, o
     jobs.push({ id: jobs.length, kind: 'seg', seg: k });
   });
   const cores = Math.max(1, opts.threads ?? availableParallelism());
-  const readers = Math.min(cores, jobs.length);
+  // reading from the page cache saturates long before 16 threads; zstd still gets every core
+  const readers = Math.min(cores, MAX_READERS, jobs.length);
   // a segment is read only when the one `slots` before it has gone to zstd and been hashed
   const slots = Math.min(segments.length, readers + 4);
   const maxSeg = segments.reduce((n, sg) => Math.max(n, sg.size), 0);
