@@ -5,7 +5,10 @@
  * tree), as Markdown table rows. Both run as separate processes, pinned to
  * the first N cores with `taskset` when --cpus N is given.
  *
- *   node bin/run-ts.js bench/snapshot.ts [--tree DIR] [--size-mb 2048] [--cpus N] [--runs 3] [--level 3] [--keep] [--work DIR]
+ *   node bin/run-ts.js bench/snapshot.ts [--tree DIR] [--size-mb 2048] [--cpus N] [--runs 3] [--level 3] [--keep] [--work DIR] [--other-cli PATH/bin/rocmflow.js]
+ *
+ * --other-cli adds a third row, in the same alternation: the CLI of another
+ * checkout (e.g. `git worktree add /tmp/old <commit>`).
  *
  * Without --tree, or when DIR does not exist yet, a tree of --size-mb is
  * generated (see generateTree); a generated --tree DIR is kept.
@@ -100,7 +103,7 @@ function measured(cmd: string, cpus?: number): Promise<{ wall: number; cpu: numb
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Both methods on `tree`, `runs` times each, alternating, writing archives into `work`. */
-export async function benchSnapshot(tree: string, work: string, opts: { level?: number; runs?: number; cpus?: number } = {}): Promise<BenchRow[]> {
+export async function benchSnapshot(tree: string, work: string, opts: { level?: number; runs?: number; cpus?: number; otherCli?: string } = {}): Promise<BenchRow[]> {
   const level = opts.level ?? 3;
   const runs = opts.runs ?? 3;
   const ours = join(work, 'snapshot.tar.zst');
@@ -111,14 +114,21 @@ export async function benchSnapshot(tree: string, work: string, opts: { level?: 
   await measured(`${q(process.execPath)} ${q(cli)} snapshot --help > /dev/null`);
   const a: { wall: number; cpu: number }[] = [];
   const b: { wall: number; cpu: number }[] = [];
+  const c: { wall: number; cpu: number }[] = [];
+  const other = join(work, 'other.tar.zst');
+  if (opts.otherCli) await measured(`${q(process.execPath)} ${q(opts.otherCli)} snapshot --help > /dev/null`);
   for (let i = 0; i < runs; i++) {
+    if (opts.otherCli) c.push(await measured(`${q(process.execPath)} ${q(opts.otherCli)} snapshot create ${q(tree)} ${q(other)} --level ${level} --mtime 0 > /dev/null`, opts.cpus));
     a.push(await measured(`${q(process.execPath)} ${q(cli)} snapshot create ${q(tree)} ${q(ours)} --level ${level} --mtime 0 > /dev/null`, opts.cpus));
     b.push(await measured(`tar --sort=name -C ${q(tree)} -cf - . | zstd -T0 -q -${level} -c > ${q(gnu)}`, opts.cpus));
   }
-  return [
+  const rows: BenchRow[] = [
     { method: 'rocmflow snapshot create', what: `tar + zstd -T0 -${level} + per-file sha256 + both OCI digests + manifest`, bytes: statSync(ours).size, seconds: median(a.map((r) => r.wall)), cpu: median(a.map((r) => r.cpu)), runs },
     { method: 'tar --sort=name \\| zstd -T0', what: `GNU tar + zstd -T0 -${level}`, bytes: statSync(gnu).size, seconds: median(b.map((r) => r.wall)), cpu: median(b.map((r) => r.cpu)), runs },
   ];
+  if (opts.otherCli)
+    rows.push({ method: `rocmflow snapshot create (${opts.otherCli})`, what: 'another checkout, e.g. an earlier commit', bytes: statSync(other).size, seconds: median(c.map((r) => r.wall)), cpu: median(c.map((r) => r.cpu)), runs });
+  return rows;
 }
 
 export function markdownRows(rows: readonly BenchRow[], treeBytes: number, cpus: string): string {
@@ -157,7 +167,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
       generateTree(tree, num('size-mb', 2048) * 1024 * 1024);
     }
     const size = treeBytes(tree);
-    const rows = await benchSnapshot(tree, work, { level: num('level', 3), runs: num('runs', 3), cpus });
+    const rows = await benchSnapshot(tree, work, { level: num('level', 3), runs: num('runs', 3), cpus, otherCli: arg('other-cli') });
     console.log(markdownRows(rows, size, String(cpus ?? availableParallelism())));
   } finally {
     if (!process.argv.includes('--keep')) rmSync(work, { recursive: true, force: true });
