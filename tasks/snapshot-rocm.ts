@@ -2,13 +2,16 @@
  * The `snapshot-rocm` task: a deterministic `rocm.tar.zst` of the fetched
  * ROCm tree plus `rocm.manifest.json` (every path with size, mode, sha256 or
  * link target; totals; the ROCm version id). The same tree gives the same
- * bytes, and the archive doubles as the OCI layer of the full image.
+ * bytes. Its paths are those of the runtime images (`opt/rocm/...`), so the
+ * archive is the full image's GPU runtime layer as is: the toolkit is
+ * compressed once per version, not once per trim-runtime run.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { defineTask, RocmflowError, s, type RunContext, type TaskContext, type TaskInputs } from '../src/plugin/core.js';
 import { humanBytes } from '../src/image/report.js';
 import { snapshot, type SnapshotInfo } from '../src/image/snapshot.js';
+import { ROCM_MOUNT } from '../src/pipeline/runtime.js';
 
 /** `tasks.snapshot-rocm` options. */
 export interface SnapshotRocmOptions {
@@ -67,6 +70,8 @@ export async function snapshotRocm(fetchOutDir: string, outDir: string, workDir:
     manifestOut: join(outDir, 'rocm.manifest.json'),
     level: opts.level,
     mtime: opts.mtime,
+    // the paths the tree has in the runtime images, so the archive is the full image's layer as is
+    prefix: tree.dir ? ROCM_MOUNT.slice(1) : undefined,
     version: tree.version ?? undefined,
     signal: opts.signal,
     onProgress: opts.onProgress,

@@ -138,18 +138,19 @@ export default defineTask<TrimRuntimeOptions>({
     const noDevice = traced.noDevice === true;
     // what the keep rules added beyond the trace (and what that needs): on a run without the device, everything only a device loads
     const traceOnly = await computeClosure({
-      layout: rt.layout, access, mounted: [`${MODELS_MOUNT}/**`], exclude: [`${STRACE_KIT_DIR}/**`, `${traceOut}/**`, '/tmp/**'],
+      layout: rt.layout, access, mounted: [`${MODELS_MOUNT}/**`, `${NUMERICS_MOUNT}/**`], exclude: [`${STRACE_KIT_DIR}/**`, `${traceOut}/**`, '/tmp/**'],
       keep: [], drop: def.drop, hostProvided: def.hostProvided,
       libraryPath: traced.env.LD_LIBRARY_PATH ? traced.env.LD_LIBRARY_PATH.split(':').filter(Boolean) : undefined,
     });
     const traceSet = new Set(traceOnly.entries.map((e) => e.path));
     const byRule = closure.entries.filter((e) => e.type === 'file' && !traceSet.has(e.path)).map((e) => e.path);
+    mark('closure');
     const rootfs = join(ctx.outDir, 'rootfs');
     const manifestPath = join(ctx.outDir, 'rootfs.manifest.json');
     const assembling = ctx.progress.start('assemble the trimmed root', { unit: 'files' });
     let manifest = await assembleRoot(closure, { layout: rt.layout, dest: rootfs, manifestPath, signal: ctx.signal, onProgress: (done, total) => assembling.update(done, total) });
     assembling.done();
-    mark('closure and assembly');
+    mark('assemble');
     if (ctx.options.strip ?? true) {
       const bar = ctx.progress.start('strip ELF files', { unit: 'bytes' });
       const stripped = await stripRoot(rootfs, manifest, manifestPath, { onProgress: (done, total) => bar.update(done, total) });
@@ -223,6 +224,7 @@ export default defineTask<TrimRuntimeOptions>({
 
     // 3. images
     const full = await fullRuntime(rt.layout, closure);
+    mark('full runtime listing');
     const images = join(ctx.outDir, 'images');
     await mkdir(images, { recursive: true });
     const snapshot = join(ctx.deps['snapshot-rocm']!.outDir, 'rocm.tar.zst');
@@ -234,6 +236,7 @@ export default defineTask<TrimRuntimeOptions>({
       progress: ctx.progress,
     });
     mark('images');
+    for (const [k, ms] of Object.entries(written.timings)) timings[`images: ${k}`] = ms;
 
     // 4. report
     const report = trimReport({ full: full.files, manifest, categorize: pipelineCategory });
@@ -336,6 +339,7 @@ export default defineTask<TrimRuntimeOptions>({
         ...(pruned.some((f) => !f.skipped) ? [`fat binaries pruned to ${pruned.find((f) => !f.skipped)!.keep.join(', ')}: ${pruned.filter((f) => !f.skipped).map((f) => `${f.path.split('/').pop()} ${humanBytes(f.allocatedBefore)} → ${humanBytes(f.allocatedAfter)}`).join(', ')} on disk`] : []),
         ...coverageLines,
         ...(closure.hostProvided.length ? [`host-provided, not bundled: ${closure.hostProvided.join(', ')}`] : []),
+        `timings: ${Object.entries(timings).filter(([k]) => !k.startsWith('images: ')).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`).join(', ')} (images: ${Object.entries(written.timings).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`).join(', ')})`,
         `report: ${html}`,
         `reproducibility record: ${join(ctx.outDir, 'reproducibility.json')}`,
       ],

@@ -2,9 +2,10 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { RocmflowError } from '../errors.js';
 import { finished } from 'node:stream/promises';
-import { createCompressor, type Compression } from './compress.js';
+import { createCompressor, LAYER_ZSTD_LEVEL, type Compression } from './compress.js';
 import { collectTree, planEntries, type TarEntry, type TarSource } from './tar-entries.js';
 import { writeTar } from './tar-writer.js';
+import { writeTarZstd } from './tar-zstd-writer.js';
 
 /** OCI media type of a layer blob for each compression. */
 export const LAYER_MEDIA_TYPES: Record<Compression, string> = {
@@ -39,6 +40,8 @@ export interface WriteLayerOptions {
   mtime?: number;
   signal?: AbortSignal;
   onFile?(entry: TarEntry, sha256: string): void;
+  /** Threads for zstd layers (see writeTarZstd). @default availableParallelism() */
+  threads?: number;
   /** Content bytes archived so far, and the total. */
   onProgress?(done: number, total: number): void;
 }
@@ -51,7 +54,8 @@ export async function layerEntries(from: WriteLayerOptions['from']): Promise<rea
 }
 
 /**
- * tar + compress a tree in one streaming pass, hashing both sides. The blob
+ * tar + compress a tree in one streaming pass, hashing both sides; zstd
+ * layers on every core (writeTarZstd), gzip and plain tar as one stream. The blob
  * appears at `out` only once it is complete; a failed or cancelled run leaves
  * nothing behind.
  */
@@ -60,6 +64,23 @@ export async function writeLayer(opts: WriteLayerOptions): Promise<LayerInfo & {
   const total = entries.reduce((n, e) => n + e.size, 0);
   const compression = opts.compression ?? 'zstd';
   const tmp = `${opts.out}.tmp-${process.pid}`;
+  if (compression === 'zstd') {
+    try {
+      const r = await writeTarZstd(entries, tmp, {
+        level: opts.level ?? LAYER_ZSTD_LEVEL,
+        mtime: opts.mtime,
+        threads: opts.threads,
+        signal: opts.signal,
+        onFile: opts.onFile,
+        onProgress: opts.onProgress && ((done) => opts.onProgress!(done, total)),
+      });
+      await rename(tmp, opts.out);
+      return { path: opts.out, mediaType: LAYER_MEDIA_TYPES.zstd, compression, digest: r.compressed.digest, size: r.compressed.size, diffId: r.uncompressed.digest, uncompressedSize: r.uncompressed.size, entries };
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
   const file = createWriteStream(tmp);
   const c = createCompressor(file, { format: compression, level: opts.level, signal: opts.signal });
   try {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rm, writeFile, rename } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm, writeFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { extract } from '../archive/extract.js';
@@ -10,7 +10,7 @@ import {
   diffManifest, formatManifest, manifestFile, manifestPathFor, MANIFEST_FORMAT, readManifest, totalsOf,
   type ManifestFile, type SnapshotManifest,
 } from './snapshot-manifest.js';
-import { collectTree } from './tar-entries.js';
+import { archivePath, collectTree, type TarEntry } from './tar-entries.js';
 import { defaultMtime } from './tar-writer.js';
 
 export { manifestPathFor, readManifest, type SnapshotManifest, type ManifestFile } from './snapshot-manifest.js';
@@ -27,6 +27,14 @@ export interface SnapshotOptions {
   mtime?: number;
   /** zstd level. @default 3 */
   level?: number;
+  /** Worker threads and zstd processes at once; the archive does not depend on it. @default availableParallelism() */
+  threads?: number;
+  /**
+   * A path the tree goes under inside the archive (e.g. `opt/rocm`, so the
+   * archive is an image layer as is); its directories are entries too, the
+   * last with the source directory's mode, the others 0755. @default none
+   */
+  prefix?: string;
   /** A version id recorded in the manifest (e.g. the ROCm build id). */
   version?: string;
   signal?: AbortSignal;
@@ -54,11 +62,12 @@ export async function snapshot(opts: SnapshotOptions): Promise<SnapshotInfo> {
   await mkdir(dirname(manifestOut), { recursive: true });
   const hashes = new Map<string, string>();
   const layer = await writeLayer({
-    from: opts.source,
+    from: opts.prefix ? { entries: await prefixed(opts.source, opts.prefix) } : opts.source,
     out: opts.out,
     compression: 'zstd',
     level: opts.level ?? LAYER_ZSTD_LEVEL,
     mtime,
+    threads: opts.threads,
     signal: opts.signal,
     onProgress: opts.onProgress,
     onFile: (e, sha) => hashes.set(e.path, sha),
@@ -76,6 +85,17 @@ export async function snapshot(opts: SnapshotOptions): Promise<SnapshotInfo> {
   await writeFile(tmp, formatManifest(manifest));
   await rename(tmp, manifestOut);
   return infoOf(manifest, opts.out, manifestOut);
+}
+
+/** The tree's entries under `prefix`, with the prefix's own directories first. */
+async function prefixed(source: string, prefix: string): Promise<TarEntry[]> {
+  const base = archivePath(prefix);
+  const entries = await collectTree(source);
+  const parts = base.split('/');
+  const dirs: TarEntry[] = parts.map((_, i) => ({ path: parts.slice(0, i + 1).join('/'), type: 'dir', mode: 0o755, size: 0 }));
+  dirs[dirs.length - 1]!.mode = (await lstat(source)).mode & 0o7777;
+  // hardlink targets are archive paths too; symlink targets stay as they are
+  return [...dirs, ...entries.map((e) => ({ ...e, path: `${base}/${e.path}`, ...(e.type === 'hardlink' ? { target: `${base}/${e.target}` } : {}) }))];
 }
 
 /** Read a snapshot's manifest (next to it unless given). */

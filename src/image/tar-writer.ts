@@ -14,10 +14,10 @@ export interface WriteTarOptions {
   onProgress?(bytes: number): void;
 }
 
-const BLOCK = 512;
+export const BLOCK = 512;
 const ZERO = Buffer.alloc(BLOCK * 2);
 /** Largest size the 11-digit octal field holds; beyond it the size goes into a pax header. */
-const MAX_OCTAL_SIZE = 0o77777777777;
+export const MAX_OCTAL_SIZE = 0o77777777777;
 const TYPE = { file: '0', hardlink: '1', symlink: '2', dir: '5' } as const;
 
 /** mtime for reproducible output: SOURCE_DATE_EPOCH when set (reproducible-builds.org), else 0. */
@@ -48,7 +48,7 @@ export async function writeTar(entries: readonly TarEntry[], out: Writable, opts
     if (!out.write(buf)) await drained(out);
   };
   for (const e of entries) {
-    for (const h of headers(e, mtime)) await write(h);
+    for (const h of entryHeaders(e, mtime)) await write(h);
     if (e.type !== 'file') continue;
     if (e.size === 0) {
       opts.onFile?.(e, EMPTY_SHA256);
@@ -95,7 +95,7 @@ function drained(out: Writable): Promise<void> {
 }
 
 /** The header block(s) of one entry: an optional pax header, then the ustar header. */
-function headers(e: TarEntry, mtime: number): Buffer[] {
+export function entryHeaders(e: TarEntry, mtime: number): Buffer[] {
   const name = e.type === 'dir' ? `${e.path}/` : e.path;
   const target = e.target ?? '';
   const pax: [string, string][] = [];

@@ -113,6 +113,8 @@ export interface RuntimeImages {
   base: NamedImage;
   /** True when the snapshot archive became the ROCm layer as is. */
   reusedSnapshot: boolean;
+  /** Milliseconds per image (each includes its layers and archives), for the report. */
+  timings: Record<ImageKind, number>;
 }
 
 const SERVER = `${LLAMA_MOUNT}/bin/llama-server`;
@@ -139,11 +141,12 @@ export function imageMode(e: TarEntry): TarEntry {
 
 const normalized = async (from: string | readonly TarSource[]) => ({ entries: (await layerEntries(from)).map(imageMode) });
 
-/** A snapshot can be a layer of this image only if it unpacks under opt/rocm/ (its own paths are relative to the tree). */
+/** A snapshot is this image's GPU runtime layer as is when it unpacks under opt/rocm/ (snapshot-rocm writes it so). */
 async function snapshotUsable(archive: string | undefined): Promise<boolean> {
   if (!archive || !existsSync(archive)) return false;
   const m = await readManifest(archive.replace(/\.tar\.zst$/, '.manifest.json')).catch(() => null);
-  return !!m && m.files.length > 0 && m.files.every((f) => f.path === 'opt' || f.path.startsWith('opt/'));
+  const rocm = ROCM_MOUNT.slice(1);
+  return !!m && m.files.length > 0 && m.files.every((f) => rocm === f.path || rocm.startsWith(`${f.path}/`) || f.path.startsWith(`${rocm}/`));
 }
 
 export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<RuntimeImages> {
@@ -181,6 +184,9 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
     if (done !== undefined) bar?.handle.update(done, total);
   };
 
+  const timings = {} as Record<ImageKind, number>;
+  let since = performance.now();
+  const mark = (kind: ImageKind) => ((timings[kind] = Math.round(performance.now() - since)), (since = performance.now()));
   const minimal = await writeOciImage({
     ...describe('minimal'),
     layers: [{ from: await normalized(o.rootfs), comment: `rocmflow trim-runtime (${o.target}, trimmed root)` }],
@@ -189,6 +195,7 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
     repoTag: imageName(o.target, 'minimal'),
     onProgress: progress('minimal'),
   });
+  mark('minimal');
 
   const reusedSnapshot = await snapshotUsable(o.rocmSnapshot);
   const under = (mount: string) => (e: TarSource) => e.path === mount.slice(1) || e.path.startsWith(`${mount.slice(1)}/`);
@@ -209,6 +216,7 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
       ociArchive: join(o.outDir, 'full.oci.tar'),
       onProgress: progress('full'),
     });
+    mark('full');
     const shared = full.layers.slice(0, lower.length);
     const base = await writeOciImage({
       ...describe('base'),
@@ -217,12 +225,14 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
       ociArchive: join(o.outDir, 'base.oci.tar'),
       onProgress: progress('base'),
     });
+    mark('base');
     (bar as { handle: ProgressHandle } | null)?.handle.done();
     return {
       minimal: { ...minimal, name: imageName(o.target, 'minimal') },
       full: { ...full, ociDir: undefined, name: imageName(o.target, 'full') },
       base: { ...base, name: imageName(o.target, 'base') },
       reusedSnapshot,
+      timings,
     };
   } finally {
     await rm(layout, { recursive: true, force: true });

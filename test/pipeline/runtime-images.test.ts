@@ -5,11 +5,12 @@
  * image is the full one without llama.cpp and shares its layers; names and
  * annotations follow the provenance.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { imageMode, imageProvenance, writeRuntimeImages } from '../../src/pipeline/images.js';
+import { snapshot } from '../../src/image/snapshot.js';
 import { tempDir } from '../image/fixtures.js';
 
 function trees(dir: string) {
@@ -88,5 +89,32 @@ describe('writeRuntimeImages', () => {
       'org.opencontainers.image.created': '2023-11-14T22:13:20Z',
       'org.rocmflow.target': 'gfx1151',
     });
+  });
+
+  it('takes snapshot-rocm\'s archive as the full and base images\' GPU runtime layer, same bytes, when its paths are under opt/rocm', async () => {
+    const dir = tempDir();
+    const t = trees(dir);
+    const rocm = join(dir, 'rocm-tree');
+    mkdirSync(join(rocm, 'lib'), { recursive: true });
+    writeFileSync(join(rocm, 'lib/libamdhip64.so.7'), Buffer.alloc(8192, 5));
+    const entries = [...t.full, { path: 'opt/rocm/lib/libamdhip64.so.7', source: join(rocm, 'lib/libamdhip64.so.7') }];
+    const prefixed = await snapshot({ source: rocm, out: join(dir, 'snap/rocm.tar.zst'), prefix: 'opt/rocm' });
+    const plain = await snapshot({ source: rocm, out: join(dir, 'plain/rocm.tar.zst') });
+    const write = (out: string, rocmSnapshot: string) => {
+      mkdirSync(join(dir, out));
+      return writeRuntimeImages({ rootfs: t.rootfs, full: entries, rocmSnapshot, outDir: join(dir, out), target: 'gfx1151', env: {}, devices: [], provenance, rocmflowVersion: '0.1.0', workDir: dir });
+    };
+    const reused = await write('r', prefixed.archive);
+    expect(reused.reusedSnapshot).toBe(true);
+    expect(Object.keys(reused.timings)).toEqual(['minimal', 'full', 'base']);
+    const layer = reused.full.layers.find((l) => l.digest === prefixed.digest)!;
+    expect(layer).toMatchObject({ digest: prefixed.digest, diffId: prefixed.diffId, size: prefixed.size });
+    expect(reused.base.layers.map((l) => l.digest)).toContain(prefixed.digest);
+    const blob = execFileSync('tar', ['-xOf', join(dir, 'r/full.oci.tar'), `blobs/sha256/${prefixed.digest.slice(7)}`], { maxBuffer: 64 << 20 });
+    expect(blob.equals(readFileSync(prefixed.archive))).toBe(true);
+    // a snapshot whose paths are not the image's is not taken: the tree is archived again
+    const again = await write('p', plain.archive);
+    expect(again.reusedSnapshot).toBe(false);
+    expect(again.full.layers.map((l) => l.digest)).not.toContain(plain.digest);
   });
 });

@@ -76,6 +76,10 @@ describe('rocmflow run trim-runtime --target cpu', () => {
     const summary = first.events.find((e) => e.type === 'summary');
     expect(JSON.stringify(summary)).toMatch(/verified: 4 server requests \+ 1 llama-(completion|cli) run gave identical text in the trimmed root/);
     expect(JSON.stringify(summary)).toContain('reproducibility.json');
+    // where the time went, per phase and per image, in the report and the summary
+    expect(Object.keys(report.timings)).toEqual(['closure', 'assemble', 'strip', 'verification', 'full runtime listing', 'images', 'images: minimal', 'images: full', 'images: base']);
+    for (const ms of Object.values(report.timings)) expect(ms).toBeGreaterThanOrEqual(0);
+    expect(JSON.stringify(summary)).toMatch(/timings: closure [\d.]+ s, assemble [\d.]+ s, strip [\d.]+ s, verification [\d.]+ s, full runtime listing [\d.]+ s, images [\d.]+ s \(images: minimal [\d.]+ s, full [\d.]+ s, base [\d.]+ s\)/);
   });
 
   // 20 MB as `du -h` and the seed project's hand-made trim (~17 MB) count them: MiB

@@ -51,8 +51,11 @@ describe('snapshot-rocm task', () => {
     const m = await readManifest(join(outDir, 'rocm.manifest.json'));
     expect(m.version).toBe('7.13.0+a20260430');
     expect(progress.at(-1)).toEqual([m.totals.bytes, m.totals.bytes]);
+    // the paths are the runtime images' (opt/rocm/...), so the archive is the full image's layer as is
+    expect(m.files.slice(0, 2).map((f) => f.path)).toEqual(['opt', 'opt/rocm']);
+    expect(m.files.every((f) => f.path === 'opt' || f.path === 'opt/rocm' || f.path.startsWith('opt/rocm/'))).toBe(true);
     await restoreSnapshot(join(outDir, 'rocm.tar.zst'), join(d, 'back'));
-    expect(describeTree(join(d, 'back'))).toBe(describeTree(join(fetchOut, 'rocm')));
+    expect(describeTree(join(d, 'back/opt/rocm'))).toBe(describeTree(join(fetchOut, 'rocm')));
   });
 
   it('reads a dir source in place through rocm.json, and declares that tree as an input', async () => {
@@ -70,7 +73,7 @@ describe('snapshot-rocm task', () => {
     await task.run(ctx);
     const m = await readManifest(join(outDir, 'rocm.manifest.json'));
     expect(m.version).toBe('7.1.1');
-    expect(m.files.some((f) => f.path === 'lib/libamdhip64.so.7')).toBe(true);
+    expect(m.files.some((f) => f.path === 'opt/rocm/lib/libamdhip64.so.7')).toBe(true);
     expect((await locateRocmTree(fetchOut)).dir).toBe(install);
   });
 
