@@ -27,9 +27,9 @@ describe('the build-llama task', () => {
     bundle = await llamaBundle();
   }, 900_000);
 
-  it('is a well-formed task depending on fetch-rocm', () => {
+  it('is a well-formed task depending on base-root and fetch-rocm', () => {
     expect(validateTask(task, 'builtin').name).toBe('build-llama');
-    expect(task.deps).toEqual(['fetch-rocm']);
+    expect(task.deps).toEqual(['base-root', 'fetch-rocm']);
     expect(task.outputs).toEqual(['llama', 'build-info.json', 'build.log']);
   });
 
