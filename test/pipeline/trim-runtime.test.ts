@@ -113,7 +113,7 @@ describe('rocmflow run trim-runtime --target cpu', () => {
     const again = await run(['run', 'trim-runtime', '--target', 'cpu', '--json']);
     expect(again.code).toBe(0);
     const st = states(again);
-    expect(Object.keys(st).length).toBe(7);
+    expect(Object.keys(st).length).toBe(8);
     for (const s of Object.values(st)) expect(s).toMatch(/^(fresh|cached)$/);
   }, 300_000);
 
