@@ -42,14 +42,15 @@ for t in $TARGETS; do
   [ -d "$state/strace-trace/trace" ] && cp -r "$state/strace-trace/trace" "$out/trace"
   [ "$status" = 0 ] || continue
 
-  # the images load: skopeo reads each archive; umoci unpacks the minimal one (after skopeo decompresses its layers)
+  # the images load: skopeo reads each archive; umoci unpacks the minimal one (after skopeo recompresses its zstd
+  # layers as gzip: some umoci versions read no zstd, and some skopeo versions keep zstd under --dest-decompress)
   for img in minimal full base; do
     a="$state/trim-runtime/images/$img.oci.tar"
     [ -f "$a" ] || continue
     skopeo inspect "oci-archive:$a" > "$out/skopeo-$img.json" && echo "$t: skopeo inspect $img: ok ($(du -h "$a" | cut -f1))"
   done
   tmp=$(mktemp -d)
-  if skopeo copy -q --dest-decompress "oci-archive:$state/trim-runtime/images/minimal.oci.tar" "oci:$tmp/layout:minimal" && umoci unpack --image "$tmp/layout:minimal" "$tmp/bundle" >/dev/null; then
+  if skopeo copy -q --dest-compress --dest-compress-format gzip "oci-archive:$state/trim-runtime/images/minimal.oci.tar" "oci:$tmp/layout:minimal" && umoci unpack --image "$tmp/layout:minimal" "$tmp/bundle" >/dev/null; then
     echo "$t: umoci unpack minimal: ok, $(find "$tmp/bundle/rootfs" -type f | wc -l) files, $(du -sh "$tmp/bundle/rootfs" | cut -f1)" | tee -a "$out/status.txt"
   else
     echo "$t: umoci unpack minimal: FAILED" | tee -a "$out/status.txt"

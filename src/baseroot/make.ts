@@ -144,11 +144,12 @@ async function unpackOci(image: string, isLayout: boolean, tag: string | undefin
     let layout = image;
     let ref = tag;
     if (!isLayout) {
-      // umoci reads layouts only, and (in some versions) no zstd layers: skopeo converts and decompresses
+      // umoci reads layouts only, and (in some versions) no zstd layers: skopeo converts and recompresses as gzip
+      // (some skopeo versions keep zstd layers under --dest-decompress)
       if (!which('skopeo')) throw missingTool('skopeo', 'apt install skopeo');
       layout = join(tmp, 'layout');
       ref = 'rocmflow';
-      await run(['skopeo', 'copy', '-q', '--dest-decompress', `oci-archive:${image}${tag ? `:${tag}` : ''}`, `oci:${layout}:${ref}`], `skopeo copy ${basename(image)}`, o);
+      await run(['skopeo', 'copy', '-q', '--dest-compress', '--dest-compress-format', 'gzip', `oci-archive:${image}${tag ? `:${tag}` : ''}`, `oci:${layout}:${ref}`], `skopeo copy ${basename(image)}`, o);
     } else if (!ref) {
       const index = JSON.parse(await readFile(join(image, 'index.json'), 'utf8')) as { manifests?: { annotations?: Record<string, string> }[] };
       const names = (index.manifests ?? []).map((m) => m.annotations?.['org.opencontainers.image.ref.name']).filter((n): n is string => !!n);

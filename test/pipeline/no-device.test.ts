@@ -3,7 +3,7 @@
  * detection is recorded as it is, with `noDevice`), and the flag is part of
  * the key; without it the missing-GPU error stays first and names the flag.
  * (The whole pipeline without the device is scripts/amd-debian.sh; its
- * committed trace is checked in test/fixtures-amd.)
+ * committed root listing is checked in test/gpu/amd-debian-fixture.test.ts.)
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

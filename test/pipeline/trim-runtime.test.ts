@@ -125,8 +125,8 @@ describe('rocmflow run trim-runtime --target cpu', () => {
     const again = await run(['run', 'trim-runtime', '--target', 'cpu', '--json']);
     expect(again.code).toBe(0);
     const st = states(again);
-    // detect-target, fetch-rocm, gpu-coverage, build-llama, model, strace-trace, snapshot-rocm, trim-runtime
-    expect(Object.keys(st).length).toBe(8);
+    // detect-target, base-root, fetch-rocm, gpu-coverage, build-llama, model, numerics-reference, strace-trace, snapshot-rocm, trim-runtime
+    expect(Object.keys(st).length).toBe(10);
     for (const s of Object.values(st)) expect(s).toMatch(/^(fresh|cached)$/);
   }, 300_000);
 

@@ -27,9 +27,9 @@ describe('the build-llama task', () => {
     bundle = await llamaBundle();
   }, 900_000);
 
-  it('is a well-formed task depending on fetch-rocm and gpu-coverage', () => {
+  it('is a well-formed task depending on base-root, fetch-rocm and gpu-coverage', () => {
     expect(validateTask(task, 'builtin').name).toBe('build-llama');
-    expect(task.deps).toEqual(['fetch-rocm', 'gpu-coverage']);
+    expect(task.deps).toEqual(['base-root', 'fetch-rocm', 'gpu-coverage']);
     expect(task.outputs).toEqual(['llama', 'build-info.json', 'build.log']);
   });
 
