@@ -6,7 +6,7 @@
  */
 import { constants } from 'node:fs';
 import { copyFile, link, mkdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { defineTask, s, type Progress, type TaskInputs } from '../src/plugin/core.js';
 import { describeModel, humanBytes, humanCount, type ModelSummary } from '../src/gguf/describe.js';
 import { planModel, type ModelPlan, type ModelSourceOptions } from '../src/gguf/model-source.js';
@@ -175,7 +175,8 @@ export async function materializeModel(plan: ModelPlan, outDir: string, env: Mat
     const out = await writeTinyModel({ vocab: plan.vocab, out: dest, ...plan.params });
     bar?.done();
     const vocabSha256 = await sha256File(plan.vocab);
-    record = { source: { kind: 'tiny', vocab: plan.vocab, vocabSha256, params: { ...plan.params } }, placed: 'generated', sha256: out.sha256, size: out.bytes };
+    // the vocab by name and content: its directory (often inside the cache) must not reach dependents' keys
+    record = { source: { kind: 'tiny', vocab: basename(plan.vocab), vocabSha256, params: { ...plan.params } }, placed: 'generated', sha256: out.sha256, size: out.bytes };
   }
 
   const summary = describeModel(await readGguf(dest, { skipArrays: true }));

@@ -4,7 +4,7 @@
  */
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { isAbsolute, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { globToRegExp, isGlob } from '../util/glob.js';
 
@@ -13,7 +13,9 @@ export interface InputEntry {
   path: string | Buffer;
   /**
    * How the fingerprint names it: relative to the project root when inside
-   * it, else absolute. A path that is not valid UTF-8 is `\0` followed by
+   * it; outside it, `<outside:N>/` (N: the pattern's position in the list)
+   * and the path below the pattern's directory, so that no key depends on
+   * where the cache, the project or the home directory is. A path that is not valid UTF-8 is `\0` followed by
    * its bytes, those from 0x80 up (and `%`) written `%XX`: distinct from
    * every valid name, and from every other byte string.
    */
@@ -99,8 +101,21 @@ function walkDir(dir: string | Buffer, root: string, out: InputEntry[], filter?:
  */
 export function expandInputs(patterns: readonly string[], root: string, task: string): InputEntry[] {
   const out: InputEntry[] = [];
-  for (const pattern of patterns) {
+  for (const [i, pattern] of patterns.entries()) {
     const abs = isAbsolute(pattern) ? pattern : resolve(root, pattern);
+    const from = out.length;
+    // outside the project, a file is named by where it lies below its pattern, not by
+    // its absolute path: a key must not depend on where the cache, project or home is
+    const anchor = isGlob(pattern) ? abs.split('/').slice(0, abs.split('/').findIndex((p) => isGlob(p))).join('/') || '/' : dirname(abs);
+    const outside = () => {
+      for (let k = from; k < out.length; k++) {
+        const e = out[k]!;
+        if (!e.key.startsWith('/') && !e.key.startsWith('\0/')) continue;
+        const p = String(e.path);
+        const rel = p.startsWith(anchor === '/' ? '/' : `${anchor}/`) ? p.slice(anchor === '/' ? 1 : anchor.length + 1) : p;
+        e.key = `${e.key.startsWith('\0') ? '\0' : ''}<outside:${i}>/${e.key.startsWith('\0') ? e.key.slice(1 + anchor.length + 1) : rel}`;
+      }
+    };
     if (isGlob(pattern)) {
       // walk from the longest glob-free prefix
       const parts = abs.split('/');
@@ -109,6 +124,7 @@ export function expandInputs(patterns: readonly string[], root: string, task: st
       const re = globToRegExp(parts.slice(i).join('/'));
       // no base directory: no matches (errors inside the walk are not swallowed)
       if (lstatSync(base, { throwIfNoEntry: false })?.isDirectory()) walkDir(base, root, out, re, base);
+      outside();
       continue;
     }
     let st: Stats;
@@ -122,6 +138,7 @@ export function expandInputs(patterns: readonly string[], root: string, task: st
       const e = entryOf(abs, st, root);
       if (e) out.push(e);
     }
+    outside();
   }
   out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return out.filter((e, i) => i === 0 || out[i - 1]!.key !== e.key);

@@ -88,7 +88,7 @@ export async function parseTraceFiles(paths: string[], opts: { cwd?: string } = 
  */
 export async function* readLines(path: string): AsyncGenerator<string> {
   let rest = '';
-  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
+  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 18 });
   try {
     for await (const chunk of stream as AsyncIterable<string>) {
       const text = rest + chunk;

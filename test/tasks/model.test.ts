@@ -3,7 +3,7 @@ import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import modelTask, { materializeModel, modelInputs, modelOptions, modelSummaryLines, placeFile, type ModelRecord } from '../../tasks/model.js';
 import { RocmflowError } from '../../src/errors.js';
@@ -184,7 +184,7 @@ describe('materializeModel', () => {
     const rec: ModelRecord = await materializeModel(await planModel({ vocab, source: { tiny: { seed: 7 } } }, where()), out, { cacheDir: tmp });
     expect(rec.placed).toBe('generated');
     expect(rec.sha256).toBe(tiny.sha256); // same seed and sizes as the file made in beforeAll
-    expect(rec.source).toMatchObject({ kind: 'tiny', vocab, vocabSha256: createHash('sha256').update(readFileSync(vocab)).digest('hex') });
+    expect(rec.source).toMatchObject({ kind: 'tiny', vocab: basename(vocab), vocabSha256: createHash('sha256').update(readFileSync(vocab)).digest('hex') });
   });
 });
 
