@@ -17,7 +17,7 @@ import type { ResolvedConfig } from '../config/types.js';
 import { RocmflowError, isRocmflowError } from '../errors.js';
 import { sha256 } from '../util/canonical.js';
 import type { StatStamp } from '../fingerprint/file-digests.js';
-import { diffRecords, fingerprintKey, type FieldChange, type FingerprintRecord } from '../fingerprint/record.js';
+import { fingerprintKey, type FieldChange, type FingerprintRecord } from '../fingerprint/record.js';
 import type { TaskGraph } from '../graph/task-graph.js';
 import type { LoadedTask, Registry } from '../plugin/load.js';
 import type { DepResult, Json, ResolvedTarget, TaskContext } from '../plugin/types.js';
@@ -27,6 +27,7 @@ import { acquireLock } from './lock.js';
 import { makeLogger, makeProgress } from './task-io.js';
 import { createTaskShell } from './task-shell.js';
 import { declaredDeps } from './deps-view.js';
+import { verdictFor, whyRun } from './decide.js';
 
 /** What the index remembers about a task's last outputs in this workspace. */
 export interface TaskStateRecord {
@@ -188,21 +189,15 @@ export class Executor {
     const forced = this.o.force.has(name);
     const uncacheable = fp.record.uncacheable;
 
-    if (!forced && !uncacheable && prev?.key === key && diskMatches(outDir, outputs, prev.disk)) {
-      return this.finish(name, { state: 'fresh', ms: performance.now() - start, manifestDigest: prev.manifestDigest, summary: prev.summary, facts: prev.facts }, { key });
+    const verdict = verdictFor({ forced, uncacheable, key, prev, outputsOnDisk: () => diskMatches(outDir, outputs, prev!.disk) });
+    if (verdict === 'fresh') {
+      return this.finish(name, { state: 'fresh', ms: performance.now() - start, manifestDigest: prev!.manifestDigest, summary: prev!.summary, facts: prev!.facts }, { key });
     }
-    if (!forced && !uncacheable) {
+    if (verdict === 'lookup') {
       const hit = await this.restoreFromCache(name, key, outDir, outputs, fp, start);
       if (hit) return;
     }
-    const changes: FieldChange[] = forced
-      ? [{ field: 'forced', before: '', after: '--force' }]
-      : uncacheable
-        ? [{ field: 'uncacheable', before: '', after: uncacheable }]
-        : prev
-          ? diffRecords(prev.record, fp.record)
-          : [];
-    const reason = changes.length ? changes.map((c) => c.field).join(', ') : prev ? 'outputs changed on disk' : 'no previous run';
+    const { reason, changes } = whyRun({ forced, uncacheable, prev, record: fp.record });
     await this.execute(name, task, ctx, key, outDir, outputs, fp, results, start, { reason, changes });
   }
 

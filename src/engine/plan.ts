@@ -1,12 +1,15 @@
 /**
- * Plans a run without running anything (`--dry-run`, `explain`): for each
- * task, would it be fresh, restored from the cache, or run, and why.
+ * Plans a run without running anything (`--dry-run`, `explain`, `cache
+ * pull`): for each task, would it be fresh, restored from the cache (local,
+ * or the remote when one is given), or run, and why. The decision is the
+ * executor's own (decide.ts); nothing is fetched, run or written.
  */
 import type { ActionEntry } from '../cache/action-entry.js';
 import { diskMatches, manifestDigest } from '../cache/output-manifest.js';
 import { diffRecords, fingerprintKey, type FieldChange, type FingerprintRecord } from '../fingerprint/record.js';
 import { Executor, type ExecutorOptions, type TaskStateRecord } from './executor.js';
 import { fingerprintTask } from './fingerprint-task.js';
+import { verdictFor, whyRun } from './decide.js';
 
 export interface PlannedTask {
   task: string;
@@ -39,26 +42,29 @@ export async function planRun(o: Omit<ExecutorOptions, 'emit' | 'runId'>): Promi
     const outDir = Executor.outDir(o.config, o.target.name, name);
     const changes = prev ? diffRecords(prev.record, fp.record) : [];
     const base = { task: name, key, record: fp.record, previous: prev?.record, changes };
-    if (o.force.has(name)) {
-      plan.push({ ...base, state: 'run', reason: 'forced' });
-      digests.set(name, null);
-    } else if (fp.record.uncacheable) {
-      plan.push({ ...base, state: 'run', reason: `uncacheable: ${fp.record.uncacheable}` });
-      digests.set(name, null);
-    } else if (prev?.key === key && diskMatches(outDir, outputs, prev.disk)) {
+    const forced = o.force.has(name);
+    const uncacheable = fp.record.uncacheable;
+    const verdict = verdictFor({ forced, uncacheable, key, prev, outputsOnDisk: () => diskMatches(outDir, outputs, prev!.disk) });
+    if (verdict === 'fresh') {
       plan.push({ ...base, state: 'fresh', reason: 'up to date' });
-      digests.set(name, prev.manifestDigest);
-    } else {
-      const entry = await o.index.get<ActionEntry>('action', key);
+      digests.set(name, prev!.manifestDigest);
+      continue;
+    }
+    if (verdict === 'lookup') {
+      // the executor's order: the local index, then the remote (asked for the entry only: nothing is downloaded)
+      const local = await o.index.get<ActionEntry>('action', key);
+      const entry = local ?? (o.remote ? await o.remote.peek(key) : null);
       if (entry) {
-        plan.push({ ...base, state: 'cached', reason: prev?.key === key ? 'outputs changed on disk; restore from cache' : 'restore from cache' });
+        const from = local ? 'restore from cache' : `restore from ${o.remote!.description}`;
+        plan.push({ ...base, state: 'cached', reason: prev?.key === key ? `outputs changed on disk; ${from}` : from });
         digests.set(name, manifestDigest(entry.manifest));
-      } else {
-        const reason = !prev ? 'no previous run' : changes.length ? changes.map((c) => c.field).join(', ') : 'outputs changed on disk';
-        plan.push({ ...base, state: 'run', reason });
-        digests.set(name, null);
+        continue;
       }
     }
+    const why = whyRun({ forced, uncacheable, prev, record: fp.record });
+    const reason = forced ? 'forced' : uncacheable ? `uncacheable: ${uncacheable}` : why.reason;
+    plan.push({ ...base, state: 'run', reason });
+    digests.set(name, null);
   }
   return plan;
 }

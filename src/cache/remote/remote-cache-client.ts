@@ -76,25 +76,41 @@ export class RemoteCacheClient implements RemoteCache {
     this.backend.close();
   }
 
+  /** The entry for `key`, parsed and its signature checked; null (with a warning where due) when there is none to use. */
+  private async entryOf(key: string): Promise<ActionEntry | null> {
+    const body = await this.limit.run(() => this.guard(() => this.backend.getEntry(key)));
+    if (!body) return null;
+    const parsed = parseStoredEntry(body, key);
+    if ('problem' in parsed) {
+      this.o.warn(`remote cache ${this.description}: entry ${key.slice(0, 12)} refused: ${parsed.problem}`);
+      return null;
+    }
+    const verdict = verifyEntry(parsed.stored, { secret: this.o.secret, require: this.o.requireSignature });
+    if (!verdict.ok) {
+      if (!this.warnedSignature) {
+        this.warnedSignature = true;
+        this.o.warn(`remote cache ${this.description}: entry ${key.slice(0, 12)} (${parsed.stored.entry.task}) ignored: ${verdict.message}; treating such entries as misses`);
+      }
+      return null;
+    }
+    return { ...verdict.entry };
+  }
+
+  async peek(key: string): Promise<ActionEntry | null> {
+    if (this.down || this.missed.has(key)) return null;
+    try {
+      return await this.entryOf(key);
+    } catch (e) {
+      this.fail(e, 'read');
+      return null;
+    }
+  }
+
   async pull(key: string, store: ContentStore): Promise<ActionEntry | null> {
     if (this.down || this.missed.has(key)) return this.miss(key);
     try {
-      const body = await this.limit.run(() => this.guard(() => this.backend.getEntry(key)));
-      if (!body) return this.miss(key);
-      const parsed = parseStoredEntry(body, key);
-      if ('problem' in parsed) {
-        this.o.warn(`remote cache ${this.description}: entry ${key.slice(0, 12)} refused: ${parsed.problem}`);
-        return this.miss(key);
-      }
-      const verdict = verifyEntry(parsed.stored, { secret: this.o.secret, require: this.o.requireSignature });
-      if (!verdict.ok) {
-        if (!this.warnedSignature) {
-          this.warnedSignature = true;
-          this.o.warn(`remote cache ${this.description}: entry ${key.slice(0, 12)} (${parsed.stored.entry.task}) ignored: ${verdict.message}; treating such entries as misses`);
-        }
-        return this.miss(key);
-      }
-      const entry = { ...verdict.entry };
+      const entry = await this.entryOf(key);
+      if (!entry) return this.miss(key);
       const blobs = blobsOf(entry, null);
       const results = await Promise.all(blobs.map((b) => this.limit.run(() => this.fetchBlob(b, store))));
       const missing = blobs.filter((_, i) => results[i] === 'missing');

@@ -25,6 +25,12 @@ export interface RemoteCache {
    * signature when one is required, or any remote error.
    */
   pull(key: string, store: ContentStore): Promise<ActionEntry | null>;
+  /**
+   * The action entry for `key` if the remote has one that `pull` would
+   * accept (signature checked), without fetching its blobs: what a dry run
+   * asks. Null on a miss or any remote error.
+   */
+  peek(key: string): Promise<ActionEntry | null>;
   /** Upload the blobs the remote lacks, then the (signed) action entry last. */
   push(key: string, entry: ActionEntry, store: ContentStore): Promise<void>;
   stats(): RemoteStats;
