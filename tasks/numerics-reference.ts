@@ -53,6 +53,9 @@ const options = s.object({
 
 const TEXT = evalText();
 
+/** CMake flags that select or tune a GPU backend: left out of the CPU reference build. */
+const GPU_FLAG = /^-D(GGML_(CUDA|HIP|VULKAN|SYCL|METAL|OPENCL|MUSA|CANN)|CMAKE_(CUDA|HIP)_|GPU_TARGETS|AMDGPU_TARGETS|CUDAToolkit_ROOT)/;
+
 function specOf(o: NumericsReferenceOptions): NumericsSpec {
   return {
     ctxSize: o.ctxSize ?? DEFAULT_NUMERICS_SPEC.ctxSize,
@@ -102,7 +105,8 @@ export default defineTask<NumericsReferenceOptions>({
       const buildOptions = buildLlamaOptionsSchema.parse(ctx.config.tasks['build-llama'] ?? {}, 'tasks.build-llama');
       const info = await buildLlama({
         target: { name: 'cpu', definition: cpuTarget, detection: null, options: {} },
-        options: { ...buildOptions, cmakeFlags: [], targets: ['llama-perplexity'] },
+        // the config's flags without the GPU ones (a CPU build of the same configuration)
+        options: { ...buildOptions, cmakeFlags: buildOptions.cmakeFlags.filter((f) => !GPU_FLAG.test(f)), targets: ['llama-perplexity'] },
         outDir: join(ctx.outDir, 'reference'), workDir: ctx.workDir, cacheDir: ctx.cacheDir, signal: ctx.signal, log: ctx.log, progress: ctx.progress,
       });
       if (info.commit !== targetInfo.commit)
