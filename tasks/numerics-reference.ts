@@ -102,6 +102,7 @@ export default defineTask<NumericsReferenceOptions>({
       bin = join(targetBuild, 'llama', 'bin', 'llama-perplexity');
       record.build = { target: targetInfo.target, commit: targetInfo.commit, flags: targetInfo.flags };
     } else {
+      await mkdir(join(ctx.outDir, 'reference'), { recursive: true });
       const buildOptions = buildLlamaOptionsSchema.parse(ctx.config.tasks['build-llama'] ?? {}, 'tasks.build-llama');
       const info = await buildLlama({
         target: { name: 'cpu', definition: cpuTarget, detection: null, options: {} },
