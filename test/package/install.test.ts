@@ -91,7 +91,7 @@ afterAll(() => server?.close());
 describe('the installed package', () => {
   it('runs from its compiled files: the TypeScript sources are not there', async () => {
     const pkg = join(project, 'node_modules/rocmflow');
-    expect(readdirSync(pkg).sort()).toEqual(['README.md', 'dist', 'docs', 'node_modules', 'package.json', 'plugins'].filter((f) => existsSync(join(pkg, f))));
+    expect(readdirSync(pkg).sort()).toEqual(['README.md', 'bin', 'dist', 'docs', 'node_modules', 'package.json', 'plugins'].filter((f) => existsSync(join(pkg, f))));
     expect(existsSync(join(pkg, 'src'))).toBe(false);
   });
 
@@ -115,7 +115,7 @@ describe('the installed package', () => {
     expect(cpu.stderr).toBe('');
     expect(cpu.code).toBe(0);
     const plan = cpu.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-    expect(plan.filter((e) => e.type === 'dry-run').map((e) => e.task)).toEqual(['detect-target', 'fetch-rocm', 'build-llama', 'model', 'strace-trace', 'snapshot-rocm', 'trim-runtime']);
+    expect(plan.filter((e) => e.type === 'dry-run').map((e) => e.task)).toEqual(['detect-target', 'base-root', 'fetch-rocm', 'gpu-coverage', 'build-llama', 'model', 'numerics-reference', 'strace-trace', 'snapshot-rocm', 'trim-runtime']);
   });
 
   it('a typo in the plugin target options is an error naming the config file and key', async () => {

@@ -14,7 +14,7 @@ import cpu from '../../plugins/cpu.js';
 import type { ResolvedConfigView, TaskContext } from '../../src/plugin/types.js';
 import { BIN, parseEvents, rocmflow, states, workspace } from '../helpers/cli.js';
 
-const PIPELINE = ['detect-target', 'fetch-rocm', 'build-llama', 'model', 'strace-trace', 'snapshot-rocm', 'trim-runtime'];
+const PIPELINE = ['detect-target', 'base-root', 'fetch-rocm', 'gpu-coverage', 'build-llama', 'model', 'numerics-reference', 'strace-trace', 'snapshot-rocm', 'trim-runtime'];
 const isRoot = process.getuid?.() === 0;
 const canUnshare = isRoot && spawnSync('unshare', ['-n', 'true']).status === 0;
 

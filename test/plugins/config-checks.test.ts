@@ -87,8 +87,12 @@ describe('task options', () => {
   });
 
   it('options for a task that takes none are an error (they were ignored)', async () => {
-    const dir = project({ 'rocmflow.config.mjs': `export default { target: 'cpu', tasks: { 'detect-target': { device: 1 } } };\n` });
-    await expect(run(targetsCommand, [], dir)).rejects.toThrow(`${config(dir)}: tasks.detect-target: task "detect-target" takes no options`);
+    // every built-in task takes options; a plugin task without a schema takes none
+    const dir = project({
+      'hello.ts': `import { defineTask } from 'rocmflow/plugin';\nexport default defineTask({ name: 'hello', outputs: ['x'], async run(ctx) { await ctx.$\`touch x\`; return { summary: [] }; } });\n`,
+      'rocmflow.config.mjs': `export default { target: 'cpu', plugins: ['./hello.ts'], tasks: { hello: { device: 1 } } };\n`,
+    });
+    await expect(run(targetsCommand, [], dir)).rejects.toThrow(`${config(dir)}: tasks.hello: task "hello" takes no options`);
   });
 });
 

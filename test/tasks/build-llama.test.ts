@@ -37,7 +37,7 @@ describe('the build-llama task', () => {
     const ctx = taskContext(cpuTarget, undefined);
     expect(ctx.options.source).toEqual({ npm: 'node-llama-cpp@3.22.1' });
     expect(ctx.options.cmakeFlags).toEqual([...DEFAULT_LLAMA_CMAKE_FLAGS]);
-    expect(ctx.options.targets).toEqual(['llama-server', 'llama-cli', 'llama-completion']);
+    expect(ctx.options.targets).toEqual(['llama-server', 'llama-cli', 'llama-completion', 'llama-perplexity']);
     const inputs = await task.inputs!(ctx);
     expect(inputs.params).toMatchObject({ target: 'cpu', source: { kind: 'npm', package: 'node-llama-cpp@3.22.1' }, buildType: 'Release' });
     // nothing was fetched into the cache to say so
