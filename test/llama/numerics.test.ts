@@ -5,7 +5,7 @@
  * differently (Q8_0 against an F16 reference) are caught by the float
  * limits, and the message says by how much.
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,10 @@ import { llamaCpuBuild, vocabFile } from '../helpers/llama.js';
 const spec: NumericsSpec = { ctxSize: 128, chunks: 4, threads: 2 };
 
 function runBoth(cmd: string[]): string {
-  return execFileSync('sh', ['-c', '"$@" 2>&1', 'sh', ...cmd], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  // the statistics go to stdout, the log to stderr: read both, as the pipeline does
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd[0]} exited with ${r.status ?? r.signal}: ${r.stderr.slice(-500)}`);
+  return `${r.stdout}\n${r.stderr}`;
 }
 
 describe('evalText', () => {
