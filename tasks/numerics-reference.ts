@@ -18,8 +18,8 @@ import { defineTask, RocmflowError, s } from '../src/plugin/index.js';
 import { buildLlama, buildLlamaOptionsSchema } from '../src/llama/build.js';
 import { execStreaming } from '../src/llama/exec.js';
 import { evalText } from '../src/llama/eval-text.js';
-import { DEFAULT_NUMERICS_SPEC, parseBasePerplexity, perplexityBaseCommand, type NumericsSpec, type NumericsThresholds, type ThresholdGroup } from '../src/llama/numerics.js';
-import { modelWeightType, thresholdGroup, thresholdsFor, type NumericsReference } from '../src/pipeline/numerics.js';
+import { DEFAULT_NUMERICS_SPEC, parseBasePerplexity, perplexityBaseCommand, thresholdGroup, type NumericsSpec, type NumericsThresholds, type ThresholdGroup } from '../src/llama/numerics.js';
+import { modelWeightType, thresholdsFor, type NumericsReference } from '../src/pipeline/numerics.js';
 import { sha256 } from '../src/util/canonical.js';
 import cpuTarget from '../plugins/cpu.js';
 
@@ -97,12 +97,13 @@ export default defineTask<NumericsReferenceOptions>({
     if (!existsSync(join(targetBuild, 'llama', 'bin', 'llama-perplexity')))
       throw new RocmflowError('E_NUMERICS', `numerics-reference: build-llama did not build llama-perplexity: add it to tasks.build-llama.targets, or set tasks.numerics-reference.enabled: false`, { exitCode: 2 });
 
+    // a declared output: the CPU build of a GPU target goes here (empty for the cpu target, which uses its own build)
+    await mkdir(join(ctx.outDir, 'reference'), { recursive: true });
     let bin: string;
     if (ctx.target.definition.family === 'cpu') {
       bin = join(targetBuild, 'llama', 'bin', 'llama-perplexity');
       record.build = { target: targetInfo.target, commit: targetInfo.commit, flags: targetInfo.flags };
     } else {
-      await mkdir(join(ctx.outDir, 'reference'), { recursive: true });
       const buildOptions = buildLlamaOptionsSchema.parse(ctx.config.tasks['build-llama'] ?? {}, 'tasks.build-llama');
       const info = await buildLlama({
         target: { name: 'cpu', definition: cpuTarget, detection: null, options: {} },
@@ -115,7 +116,6 @@ export default defineTask<NumericsReferenceOptions>({
       bin = join(ctx.outDir, 'reference', 'llama', 'bin', 'llama-perplexity');
       record.build = { target: 'cpu', commit: info.commit, flags: info.flags };
     }
-    await mkdir(join(ctx.outDir, 'reference'), { recursive: true });
 
     const textFile = join(ctx.outDir, 'eval.txt');
     await writeFile(textFile, TEXT);
@@ -132,7 +132,7 @@ export default defineTask<NumericsReferenceOptions>({
     record.seconds = (Date.now() - started) / 1000;
     const output = lines.join('\n');
     record.ppl = parseBasePerplexity(output);
-    const m = /computing over (\d+) chunks/.exec(output);
+    const m = /(?:calculating perplexity|computing) over (\d+) chunks/.exec(output);
     record.tokensScored = m ? Number(m[1]) * Math.floor(spec.ctxSize / 2) : null;
     if (record.ppl === null) throw new RocmflowError('E_NUMERICS', `numerics-reference: llama-perplexity printed no final perplexity (see ${join(ctx.outDir, 'perplexity.log')}); is the text long enough for ${spec.chunks} chunks of ${spec.ctxSize}?`);
     await writeFile(join(ctx.outDir, 'reference.json'), JSON.stringify(record, null, 2) + '\n');

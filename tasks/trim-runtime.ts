@@ -334,7 +334,7 @@ export default defineTask<TrimRuntimeOptions>({
         `  podman run --rm --network host -v ${rt.modelsDir}:${MODELS_MOUNT}:ro ${imageSizes.minimal.name}   (serves ${MODELS_MOUNT}/model.gguf on :8080; --entrypoint ${traced.cli} runs the CLI)`,
         `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} apparent, ${humanBytes(allocated)} on disk, ${humanBytes(imageSizes.minimal.compressed)} compressed layers; of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
-        ...(trimmedNumerics ? [`${trimmedNumerics.line.replace('numerics vs', 'numerics in the trimmed root vs')}`] : []),
+        ...(trimmedNumerics ? [trimmedNumerics.line] : []),
         ...speedLine(speedOf(traced.result), speedOf(verify.result)),
         ...(pruned.some((f) => !f.skipped) ? [`fat binaries pruned to ${pruned.find((f) => !f.skipped)!.keep.join(', ')}: ${pruned.filter((f) => !f.skipped).map((f) => `${f.path.split('/').pop()} ${humanBytes(f.allocatedBefore)} → ${humanBytes(f.allocatedAfter)}`).join(', ')} on disk`] : []),
         ...coverageLines,

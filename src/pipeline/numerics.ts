@@ -12,7 +12,7 @@ import { RocmflowError } from '../errors.js';
 import { readGguf } from '../gguf/read.js';
 import { describeModel } from '../gguf/describe.js';
 import {
-  DEFAULT_THRESHOLDS, judgeNumerics, numericsLine, parseKlDivergence, perplexityCompareCommand, thresholdGroup,
+  DEFAULT_THRESHOLDS, judgeNumerics, numericsLine, parseKlDivergence, perplexityCompareCommand,
   type NumericsMeasure, type NumericsSpec, type NumericsThresholds, type NumericsVerdict, type ThresholdGroup,
 } from '../llama/numerics.js';
 import type { WorkloadRunner } from '../llama/workload.js';
@@ -89,7 +89,7 @@ export async function compareNumerics(p: {
   }
   const m = parseKlDivergence(output, `numerics (${p.where})`);
   const v: NumericsVerdict = judgeNumerics(m, p.reference.group, p.reference.thresholds);
-  return { ...m, ok: v.ok, group: v.group, thresholds: v.thresholds, failures: v.failures, line: numericsLine(m, v), seconds: (Date.now() - started) / 1000, where: p.where };
+  return { ...m, ok: v.ok, group: v.group, thresholds: v.thresholds, failures: v.failures, line: numericsLine(m, v, p.where === 'full runtime' ? 'numerics' : `numerics in the ${p.where}`), seconds: (Date.now() - started) / 1000, where: p.where };
 }
 
 /** The error for a comparison over its limits. */
@@ -99,4 +99,3 @@ export function numericsError(r: NumericsResult): RocmflowError {
   });
 }
 
-export { thresholdGroup };
