@@ -234,6 +234,15 @@ export default defineTask<TrimRuntimeOptions>({
       rootfs, full: full.entries, rocmSnapshot: rt.runtimeRoot ? snapshot : undefined, outDir: images, workDir: ctx.workDir,
       target: ctx.target.name, env: traced.env, devices: def.devices, provenance, rocmflowVersion: rocmflowVersion(), signal: ctx.signal,
       progress: ctx.progress,
+      workload: {
+        target: ctx.target.name, spec: traced.spec, cli: traced.cli, texts: traced.texts, gpu: traced.gpu, noDevice,
+        model: await readJson<{ sha256: string; size: number }>(join(ctx.deps.model!.outDir, 'model.json')).then((m) => ({ sha256: m.sha256, size: m.size })),
+        hostProvided: closure.hostProvided,
+        numerics: numerics ? {
+          spec: numerics.reference.spec, textSha256: numerics.textSha256, weightType: numerics.reference.weightType,
+          group: numerics.reference.group, thresholds: numerics.reference.thresholds,
+        } : null,
+      },
     });
     mark('images');
     for (const [k, ms] of Object.entries(written.timings)) timings[`images: ${k}`] = ms;

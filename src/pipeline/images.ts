@@ -26,6 +26,8 @@ import type { Progress, ProgressHandle } from '../plugin/types.js';
 import { defaultMtime } from '../image/tar-writer.js';
 import { UPSTREAM_LLAMA_GIT } from '../llama/source.js';
 import { LLAMA_MOUNT, MODELS_MOUNT, ROCM_MOUNT } from './runtime.js';
+import type { WorkloadSpec } from '../llama/workload.js';
+import type { NumericsSpec, NumericsThresholds, ThresholdGroup } from '../llama/numerics.js';
 
 /** The images of a target. */
 export type ImageKind = 'minimal' | 'full' | 'base';
@@ -97,6 +99,12 @@ export interface RuntimeImagesOptions {
   provenance: ImageProvenance;
   /** rocmflow's version (a label). */
   rocmflowVersion: string;
+  /**
+   * What the images were verified with (the workload, its texts, the numeric
+   * check's settings): the `org.rocmflow.workload` label of the minimal and
+   * full images, which `rocmflow verify` reruns on the target machine.
+   */
+  workload?: ImageWorkload;
   signal?: AbortSignal;
   /** Progress per image and step (`minimal image: layer 1/1`), in content bytes. */
   progress?: Progress;
@@ -115,6 +123,28 @@ export interface RuntimeImages {
   reusedSnapshot: boolean;
   /** Milliseconds per image (each includes its layers and archives), for the report. */
   timings: Record<ImageKind, number>;
+}
+
+/** The label that carries the verification workload. */
+export const WORKLOAD_LABEL = 'org.rocmflow.workload';
+
+/** The workload label's content: what `rocmflow verify` needs to rerun the check elsewhere. */
+export interface ImageWorkload {
+  target: string;
+  spec: WorkloadSpec;
+  /** `llama-completion` or `llama-cli`. */
+  cli: string;
+  /** Texts of the traced run on the build machine, by request name and `cli`. */
+  texts: Record<string, string>;
+  /** Traced with the GPU (false for the cpu target and --no-device runs). */
+  gpu: boolean;
+  noDevice: boolean;
+  /** The model the texts came from (mounted at /models/model.gguf, not in the image). */
+  model: { sha256: string; size: number };
+  /** In-root paths a container runtime provides from the host (the GPU driver's libraries). */
+  hostProvided: string[];
+  /** The numeric check's evaluation and limits; null when disabled. */
+  numerics: { spec: NumericsSpec; textSha256: string; weightType: string | null; group: ThresholdGroup; thresholds: NumericsThresholds } | null;
 }
 
 const SERVER = `${LLAMA_MOUNT}/bin/llama-server`;
@@ -167,7 +197,8 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
       'org.rocmflow.image': kind,
       'org.rocmflow.version': o.rocmflowVersion,
     };
-    const labels = { ...runtimeLabels({ devices: o.devices, env: o.env }), ...annotations };
+    const labels: Record<string, string> = { ...runtimeLabels({ devices: o.devices, env: o.env }), ...annotations };
+    if (o.workload && kind !== 'base') labels[WORKLOAD_LABEL] = JSON.stringify(o.workload);
     const env = { ...o.env, PATH: o.env.PATH ? `${LLAMA_MOUNT}/bin:${o.env.PATH}` : PATH };
     const config = kind === 'base'
       ? { env: o.env, labels }

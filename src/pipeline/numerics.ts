@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RocmflowError } from '../errors.js';
+import { sha256 } from '../util/canonical.js';
 import { readGguf } from '../gguf/read.js';
 import { describeModel } from '../gguf/describe.js';
 import {
@@ -61,7 +62,7 @@ export async function modelWeightType(path: string): Promise<string | null> {
 }
 
 /** numerics-reference's output directory and record, or null when the task is not a dependency or is disabled. */
-export async function numericsFromDeps(deps: Readonly<Record<string, DepResult>>): Promise<{ dir: string; reference: NumericsReference } | null> {
+export async function numericsFromDeps(deps: Readonly<Record<string, DepResult>>): Promise<{ dir: string; reference: NumericsReference; textSha256: string } | null> {
   const dep = deps['numerics-reference'];
   if (!dep) return null;
   const file = join(dep.outDir, 'reference.json');
@@ -69,7 +70,10 @@ export async function numericsFromDeps(deps: Readonly<Record<string, DepResult>>
   const reference = JSON.parse(await readFile(file, 'utf8')) as NumericsReference;
   if (!reference.enabled) return null;
   if (!existsSync(join(dep.outDir, 'base.kld'))) throw new RocmflowError('E_MISSING_DEP', `numerics-reference: ${dep.outDir}/base.kld is missing; rerun with --force numerics-reference`);
-  return { dir: dep.outDir, reference };
+  const text = await readFile(join(dep.outDir, 'eval.txt'), 'utf8').catch(() => {
+    throw new RocmflowError('E_MISSING_DEP', `numerics-reference: ${dep.outDir}/eval.txt is missing; rerun with --force numerics-reference`);
+  });
+  return { dir: dep.outDir, reference, textSha256: sha256(text) };
 }
 
 /**

@@ -16,6 +16,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'doctor', summary: 'check host tools and GPUs; say what to install', load: async () => (await import('./doctor.js')).doctorCommand },
   { name: 'exec', summary: 'run the minimal image (llama-server) with a models directory mounted', load: async () => (await import('./exec.js')).execCommand },
   { name: 'push', summary: 'copy the base, full and minimal images to a registry (skopeo), skipping blobs it has', load: async () => (await import('./push.js')).pushCommand },
+  { name: 'verify', summary: 'check full and minimal images on the GPU machine: texts, tokens/s, what the trim missed, numbers', load: async () => (await import('./verify.js')).verifyCommand },
   { name: 'rocm', summary: 'list ROCm builds (TheRock nightlies and releases) for a target', load: async () => (await import('./rocm.js')).rocmCommand },
   { name: 'model', summary: 'inspect GGUF models; write a tiny offline test model', load: async () => (await import('./model.js')).modelCommand },
   { name: 'fatbin', summary: 'list the GPU arches fat binaries carry code for; prune the others', load: async () => (await import('./fatbin.js')).fatbinCommand },
