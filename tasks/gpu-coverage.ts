@@ -8,9 +8,9 @@
  * models), or an error with `strict`. Outputs `coverage.json`.
  */
 import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { defineTask, s } from '../src/plugin/index.js';
-import { runtimeRootFromDeps } from '../src/pipeline/runtime.js';
+import { baseRootFromDeps, runtimeRootFromDeps } from '../src/pipeline/runtime.js';
 import { coverageFacts, coverageRoots, gpuArch, judgeCoverage } from '../src/pipeline/coverage.js';
 import { scanCoverage } from '../src/fatbin/scan-coverage.js';
 
@@ -20,23 +20,15 @@ export interface GpuCoverageOptions {
   strict?: boolean;
 }
 
-const baseRootOf = (tasks: Readonly<Record<string, unknown>>, projectRoot: string): string | null => {
-  const b = (tasks['strace-trace'] as { baseRoot?: string } | undefined)?.baseRoot;
-  return b ? resolve(projectRoot, b) : null;
-};
-
 export default defineTask<GpuCoverageOptions>({
   name: 'gpu-coverage',
   description: 'Check that every GPU library and kernel directory of the runtime carries code for the target arch',
-  deps: ['fetch-rocm'],
+  // the base root: a distribution's ROCm (Debian's, in /usr/lib/x86_64-linux-gnu) lives there, not in fetch-rocm's tree
+  deps: ['fetch-rocm', 'base-root'],
   options: s.object({ strict: s.optional(s.boolean()) }),
   inputs(ctx) {
-    const baseRoot = baseRootOf(ctx.config.tasks, ctx.projectRoot);
-    return {
-      params: { arch: gpuArch(ctx.target), strict: ctx.options.strict ?? false, baseRoot },
-      // a base root is read in place and may change under us; the fetched runtime is a dependency's output
-      ...(baseRoot && baseRoot !== '/' ? { uncacheable: `reads the base root ${baseRoot} in place` } : {}),
-    };
+    // both trees are dependencies' results: base-root's record carries what the root holds (packages and versions)
+    return { params: { arch: gpuArch(ctx.target), strict: ctx.options.strict ?? false } };
   },
   outputs: ['coverage.json'],
   async run(ctx) {
@@ -48,7 +40,8 @@ export default defineTask<GpuCoverageOptions>({
       // the CPU has nothing to say; a GPU target whose arch is unknown says so
       return { summary: ctx.target.definition.family === 'cpu' ? [] : [`coverage: not checked: ${why}`], facts: { target: null, coverage: [] } };
     }
-    const roots = coverageRoots(await runtimeRootFromDeps(ctx.deps), baseRootOf(ctx.config.tasks, ctx.projectRoot));
+    const base = await baseRootFromDeps(ctx.deps, { cacheDir: ctx.cacheDir, projectRoot: ctx.projectRoot });
+    const roots = coverageRoots(await runtimeRootFromDeps(ctx.deps), base.path);
     const findings = await scanCoverage(roots, arch, { signal: ctx.signal });
     const coverage = coverageFacts(findings);
     await writeFile(out, JSON.stringify({ target: arch, roots: roots.map((r) => ({ as: r.as, only: r.only ?? null })), coverage }, null, 2) + '\n');

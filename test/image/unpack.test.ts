@@ -10,6 +10,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSy
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeOciImage } from '../../src/image/oci.js';
+import type { TarSource } from '../../src/image/tar-entries.js';
 import { unpackImage } from '../../src/image/unpack.js';
 import { sh, tempDir } from './fixtures.js';
 
@@ -17,7 +18,7 @@ let d: string;
 let src: string;
 
 /** Two layers: a base (bin/tool, etc/old.conf, lib -> usr/lib, an absolute link) and an upper one with whiteouts. */
-async function image(out: string, upper: { path: string; source?: string; directory?: boolean; symlink?: string; mode?: number }[]) {
+async function image(out: string, upper: TarSource[]) {
   mkdirSync(out, { recursive: true });
   return writeOciImage({
     layers: [

@@ -80,6 +80,28 @@ describe('the gpu-coverage task', () => {
   });
 });
 
+describe('gpu-coverage with a distribution\'s ROCm in the base root', () => {
+  it('finds Debian\'s rocBLAS under /usr/lib/x86_64-linux-gnu of the base root, before the build', () => {
+    // Debian's layout: no /opt/rocm tree (fetch-rocm none), the libraries and kernel files in the root's multiarch directory
+    const root = join(dir, 'debian-root');
+    const lib = join(root, 'usr/lib/x86_64-linux-gnu');
+    mkdirSync(join(lib, 'rocblas/4.4.1/library'), { recursive: true });
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc/os-release'), 'PRETTY_NAME="Debian GNU/Linux forky/sid"\nID=debian\n');
+    for (const f of ['TensileLibrary_lazy_gfx1100.dat', 'Kernels.so-000-gfx1100.hsaco', 'TensileLibrary_Type_HH_fallback.dat']) writeFileSync(join(lib, 'rocblas/4.4.1/library', f), f);
+    copyFileSync(fixture('libtiny-hip.so'), join(lib, 'librocblas.so.4.4'));
+    const w = mkdtempSync(join(dir, 'ws-'));
+    writeFileSync(join(w, 'rocmflow.config.ts'), `export default { target: 'gfx1151', tasks: { 'base-root': { source: { dir: ${JSON.stringify(root)} } }, 'fetch-rocm': { source: { kind: 'none' } } } };\n`);
+    const r = rocmflow(w, ['run', 'gpu-coverage', '--json', '--cache-dir', join(w, 'cache')]);
+    expect(r.code, r.stderr).toBe(0);
+    const warn = r.events.filter((e) => e.type === 'warning' && e.task === 'gpu-coverage').map((e) => e.message);
+    expect(warn).toEqual(['rocblas: kernel directory /usr/lib/x86_64-linux-gnu/rocblas/4.4.1/library has no files for gfx1151 (it has gfx1100, and 1 arch-neutral files)']);
+    const facts = r.events.find((e) => e.type === 'summary').facts['gpu-coverage'].coverage;
+    expect(facts).toContainEqual(expect.objectContaining({ library: '/usr/lib/x86_64-linux-gnu/librocblas.so.4.4', kind: 'fatbin', missing: false }));
+    expect(facts).toContainEqual(expect.objectContaining({ directory: '/usr/lib/x86_64-linux-gnu/rocblas/4.4.1/library', missing: true, neutralFiles: 1 }));
+  });
+});
+
 /** gpu-coverage's output directory in workspace `w`, from where coverage.json landed. */
 function readdirOut(w: string): string {
   const found: string[] = [];
