@@ -21,8 +21,8 @@ import { unpackImage, type UnpackedImage } from '../image/unpack.js';
 import { sandboxRunner } from './workload-runner.js';
 import { differingTexts, runWorkload, textsOf, type WorkloadResult } from '../llama/workload.js';
 import { evalText } from '../llama/eval-text.js';
-import { perplexityBaseCommand, parseBasePerplexity, type NumericsSpec } from '../llama/numerics.js';
-import { compareNumerics, NUMERICS_MOUNT, type NumericsReference, type NumericsResult } from './numerics.js';
+import { DEFAULT_NUMERICS_SPEC, DEFAULT_THRESHOLDS, perplexityBaseCommand, parseBasePerplexity, thresholdGroup, type NumericsSpec } from '../llama/numerics.js';
+import { compareNumerics, modelWeightType, NUMERICS_MOUNT, type NumericsReference, type NumericsResult } from './numerics.js';
 import { expandDevices, type SandboxBind } from '../runtime/sandbox.js';
 import { resolveInRoot } from '../runtime/layout.js';
 import { parseTraceFiles } from '../trace/parse.js';
@@ -72,7 +72,7 @@ export interface VerifyImagesResult {
   sameAsBuild: boolean;
   /** In-root paths the minimal run failed to open that the full image has. */
   missed: string[];
-  numerics: { reference: { where: string; ppl: number | null; seconds: number }; full: NumericsResult | null; minimal: NumericsResult | null } | null;
+  numerics: { reference: { where: string; ppl: number | null; seconds: number }; limitsFrom: string; full: NumericsResult | null; minimal: NumericsResult | null } | null;
   /** Why it failed, one line each. */
   failures: string[];
   lines: string[];
@@ -114,7 +114,24 @@ export function checkWorkload(w: ImageWorkload, what: string): ImageWorkload {
   if (!w.texts || typeof w.texts !== 'object') throw bad('"texts" is missing');
   if (w.hostProvided !== undefined && (!Array.isArray(w.hostProvided) || w.hostProvided.some((p) => typeof p !== 'string' || !p.startsWith('/') || p.split('/').includes('..'))))
     throw bad('"hostProvided" must list absolute paths');
-  return { ...w, hostProvided: w.hostProvided ?? [], numerics: w.numerics ?? null, texts: w.texts };
+  return { ...w, hostProvided: w.hostProvided ?? [], numerics: numericsSettingsOk(w.numerics) ? w.numerics : null, texts: w.texts };
+}
+
+/** The label's numeric settings, as written by trim-runtime (strace-trace's workload.json holds a result there instead). */
+function numericsSettingsOk(n: unknown): n is NonNullable<ImageWorkload['numerics']> {
+  const v = n as ImageWorkload['numerics'];
+  const num = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  return !!v && typeof v === 'object' && !!v.spec && Number.isInteger(v.spec.ctxSize) && v.spec.ctxSize > 0 && Number.isInteger(v.spec.chunks) && v.spec.chunks > 0
+    && ['float', 'q8', 'quant'].includes(v.group) && !!v.thresholds && num(v.thresholds.meanKld) && num(v.thresholds.maxKld) && num(v.thresholds.minSameTop)
+    && typeof v.textSha256 === 'string';
+}
+
+/** Numeric settings for images without them (roots, --workload): the defaults for the model's weight type. */
+async function defaultNumerics(model: string): Promise<NonNullable<ImageWorkload['numerics']>> {
+  const weightType = await modelWeightType(model);
+  const group = thresholdGroup(weightType);
+  const { threads: _t, ...spec } = DEFAULT_NUMERICS_SPEC;
+  return { spec: { ...spec, threads: 0 }, textSha256: sha256(evalText()), weightType, group, thresholds: DEFAULT_THRESHOLDS[group] };
 }
 
 const isSystem = (p: string) => /^\/(proc|sys|dev|tmp)(\/|$)/.test(p) || p.startsWith(`${MODELS_MOUNT}/`) || p.startsWith(`${NUMERICS_MOUNT}/`) || p === MODELS_MOUNT || p === NUMERICS_MOUNT;
@@ -197,10 +214,11 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
 
   // 4. numbers against a CPU reference
   let numerics: VerifyImagesResult['numerics'] = null;
-  if (!o.noNumerics && w.numerics && !fullRun.run.error) {
+  const settings = w.numerics ?? await defaultNumerics(o.model);
+  if (!o.noNumerics && !fullRun.run.error) {
     const dir = join(o.workDir, 'numerics');
     await mkdir(dir, { recursive: true });
-    const spec: NumericsSpec = { ...w.numerics.spec, threads: Math.min(16, availableParallelism()) };
+    const spec: NumericsSpec = { ...settings.spec, threads: Math.min(16, availableParallelism()) };
     let refWhere: string;
     let refPpl: number | null = null;
     let refSeconds = 0;
@@ -215,7 +233,7 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
       refPpl = rec.ppl;
     } else {
       const text = evalText();
-      if (sha256(text) !== w.numerics.textSha256) log('warning: this rocmflow generates another evaluation text than the one that built the images; the limits still apply');
+      if (sha256(text) !== settings.textSha256) log('warning: this rocmflow generates another evaluation text than the one that built the images; the limits still apply');
       await writeFile(join(dir, 'eval.txt'), text);
       refWhere = 'the full image\'s llama.cpp on the CPU (no device in the sandbox)';
       log(`numerics: reference run, ${refWhere}`);
@@ -228,7 +246,7 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
       refPpl = parseBasePerplexity(`${r.stdout}\n${r.stderr}`);
     }
     const reference: NumericsReference = {
-      enabled: true, spec, weightType: w.numerics.weightType, group: w.numerics.group, thresholds: w.numerics.thresholds,
+      enabled: true, spec, weightType: settings.weightType, group: settings.group, thresholds: settings.thresholds,
       build: null, ppl: refPpl, tokensScored: null, seconds: refSeconds,
     };
     const compare = async (img: UnpackedImage, where: string) => {
@@ -242,7 +260,7 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
     const nf = await compare(full, `full image${gpu ? ' on the GPU' : ''}`);
     const nm = minRun.run.error ? null : await compare(minimal, `minimal image${gpu ? ' on the GPU' : ''}`);
     for (const r of [nf, nm]) if (r && !r.ok) failures.push(`numerics (${r.where}) beyond the ${r.group} limits: ${r.failures.join('; ')}`);
-    numerics = { reference: { where: refWhere, ppl: refPpl, seconds: refSeconds }, full: nf, minimal: nm };
+    numerics = { reference: { where: refWhere, ppl: refPpl, seconds: refSeconds }, limitsFrom: w.numerics ? 'the images' : `the defaults for ${settings.weightType ?? 'unknown'} weights`, full: nf, minimal: nm };
   }
 
   const tps = (r: RootRun) => r.speed?.serverTokensPerSecond ?? null;
