@@ -235,7 +235,7 @@ export default defineTask<TrimRuntimeOptions>({
       target: ctx.target.name, env: traced.env, devices: def.devices, provenance, rocmflowVersion: rocmflowVersion(), signal: ctx.signal,
       progress: ctx.progress,
       workload: {
-        target: ctx.target.name, spec: traced.spec, cli: traced.cli, texts: traced.texts, gpu: traced.gpu, noDevice,
+        target: ctx.target.name, spec: traced.spec, cli: traced.cli, texts: traced.texts, gpu: traced.gpu, noDevice, env: traced.env,
         model: await readJson<{ sha256: string; size: number }>(join(ctx.deps.model!.outDir, 'model.json')).then((m) => ({ sha256: m.sha256, size: m.size })),
         hostProvided: closure.hostProvided,
         numerics: numerics ? {

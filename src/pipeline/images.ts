@@ -143,6 +143,8 @@ export interface ImageWorkload {
   model: { sha256: string; size: number };
   /** In-root paths a container runtime provides from the host (the GPU driver's libraries). */
   hostProvided: string[];
+  /** The target's environment as traced (the images' config carries it too; a root given as a directory has only this). */
+  env?: Record<string, string>;
   /** The numeric check's evaluation and limits; null when disabled. */
   numerics: { spec: NumericsSpec; textSha256: string; weightType: string | null; group: ThresholdGroup; thresholds: NumericsThresholds } | null;
 }

@@ -12,8 +12,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { sha256 } from '../util/canonical.js';
 import { sha256File } from '../util/sha256-file.js';
@@ -114,6 +114,7 @@ export function checkWorkload(w: ImageWorkload, what: string): ImageWorkload {
   if (!w.texts || typeof w.texts !== 'object') throw bad('"texts" is missing');
   if (w.hostProvided !== undefined && (!Array.isArray(w.hostProvided) || w.hostProvided.some((p) => typeof p !== 'string' || !p.startsWith('/') || p.split('/').includes('..'))))
     throw bad('"hostProvided" must list absolute paths');
+  if (w.env !== undefined && (!w.env || typeof w.env !== 'object' || Object.values(w.env).some((v) => typeof v !== 'string'))) throw bad('"env" must map names to strings');
   return { ...w, hostProvided: w.hostProvided ?? [], numerics: numericsSettingsOk(w.numerics) ? w.numerics : null, texts: w.texts };
 }
 
@@ -132,6 +133,18 @@ async function defaultNumerics(model: string): Promise<NonNullable<ImageWorkload
   const group = thresholdGroup(weightType);
   const { threads: _t, ...spec } = DEFAULT_NUMERICS_SPEC;
   return { spec: { ...spec, threads: 0 }, textSha256: sha256(evalText()), weightType, group, thresholds: DEFAULT_THRESHOLDS[group] };
+}
+
+/** Create each bind's mount point in the root when it is missing: an empty file for a file, a directory otherwise. */
+async function makeMountPoints(root: string, binds: readonly SandboxBind[], log: (l: string) => void): Promise<void> {
+  for (const b of binds) {
+    const at = join(root, b.dest);
+    if (await lstat(at).then(() => true, () => false)) continue;
+    await mkdir(dirname(at), { recursive: true });
+    if ((await stat(b.source)).isDirectory()) await mkdir(at);
+    else await writeFile(at, '', { flag: 'wx' });
+    log(`mount point ${b.dest} made in ${root}`);
+  }
 }
 
 const isSystem = (p: string) => /^\/(proc|sys|dev|tmp)(\/|$)/.test(p) || p.startsWith(`${MODELS_MOUNT}/`) || p.startsWith(`${NUMERICS_MOUNT}/`) || p === MODELS_MOUNT || p === NUMERICS_MOUNT;
@@ -166,7 +179,10 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
     if (existsSync(p)) hostBinds.push({ source: p, dest: p });
     else if (gpu) log(`warning: host-provided ${p} is not on this machine (the GPU driver's libraries come from the host)`);
   }
-  const envOf = (img: UnpackedImage) => Object.fromEntries(Object.entries(img.config.env).filter(([k]) => !k.startsWith('LLAMA_ARG_')));
+  // the image's environment (a root has none: the workload record's, as traced)
+  const envOf = (img: UnpackedImage) => Object.fromEntries(Object.entries(img.kind === 'root' ? (w.env ?? {}) : img.config.env).filter(([k]) => !k.startsWith('LLAMA_ARG_')));
+  // a container runtime makes the mount points of what it binds from the host (the GPU driver's libraries); so does this
+  for (const img of [full, minimal]) await makeMountPoints(img.root, hostBinds, log);
   const binds = [{ source: join(o.model, '..'), dest: MODELS_MOUNT }, ...hostBinds];
   // the model under its own name: bind its directory and point at the file
   const modelInRoot = `${MODELS_MOUNT}/${o.model.split('/').pop()}`;
