@@ -42,6 +42,8 @@ export interface VerifyImagesOptions {
   reference?: string;
   /** Run without the GPU (CPU fallback): for proving the command where there is none. */
   noDevice?: boolean;
+  /** More in-root paths to bind from the host (the GPU driver's libraries), beyond the workload record's. */
+  hostProvided?: string[];
   /** Skip the numeric check. */
   noNumerics?: boolean;
   /** Scratch space: the unpacked roots, the trace and the numerics files. */
@@ -135,16 +137,27 @@ async function defaultNumerics(model: string): Promise<NonNullable<ImageWorkload
   return { spec: { ...spec, threads: 0 }, textSha256: sha256(evalText()), weightType, group, thresholds: DEFAULT_THRESHOLDS[group] };
 }
 
-/** Create each bind's mount point in the root when it is missing: an empty file for a file, a directory otherwise. */
-async function makeMountPoints(root: string, binds: readonly SandboxBind[], log: (l: string) => void): Promise<void> {
+/**
+ * Each host bind's mount point in the root, made when missing (an empty
+ * file for a file, a directory otherwise) at the place the path resolves to
+ * inside the root: an image may carry the driver directory as a link
+ * (`usr/local/nvidia -> ...`) whose target it lacks. Returns the binds with
+ * their resolved in-root destinations.
+ */
+async function mountHostBinds(root: string, binds: readonly SandboxBind[], log: (l: string) => void): Promise<SandboxBind[]> {
+  const out: SandboxBind[] = [];
   for (const b of binds) {
-    const at = join(root, b.dest);
-    if (await lstat(at).then(() => true, () => false)) continue;
-    await mkdir(dirname(at), { recursive: true });
-    if ((await stat(b.source)).isDirectory()) await mkdir(at);
-    else await writeFile(at, '', { flag: 'wx' });
-    log(`mount point ${b.dest} made in ${root}`);
+    const r = await resolveInRoot({ base: root, layers: [] }, b.dest);
+    const at = join(root, r.path);
+    if (!r.stat) {
+      await mkdir(dirname(at), { recursive: true });
+      if ((await stat(b.source)).isDirectory()) await mkdir(at);
+      else await writeFile(at, '', { flag: 'wx' });
+      log(`mount point ${r.path}${r.path !== b.dest ? ` (for ${b.dest})` : ''} made in ${root}`);
+    }
+    out.push({ ...b, dest: r.path });
   }
+  return out;
 }
 
 const isSystem = (p: string) => /^\/(proc|sys|dev|tmp)(\/|$)/.test(p) || p.startsWith(`${MODELS_MOUNT}/`) || p.startsWith(`${NUMERICS_MOUNT}/`) || p === MODELS_MOUNT || p === NUMERICS_MOUNT;
@@ -175,21 +188,23 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
   if (modelMatches === false) log(`warning: ${o.model} is not the model the images were verified with (sha256 ${w.model.sha256.slice(0, 12)}…): the texts cannot match the build machine's`);
 
   const hostBinds: SandboxBind[] = [];
-  for (const p of w.hostProvided) {
+  for (const p of [...new Set([...w.hostProvided, ...(o.hostProvided ?? [])])]) {
     if (existsSync(p)) hostBinds.push({ source: p, dest: p });
     else if (gpu) log(`warning: host-provided ${p} is not on this machine (the GPU driver's libraries come from the host)`);
   }
   // the image's environment (a root has none: the workload record's, as traced)
   const envOf = (img: UnpackedImage) => Object.fromEntries(Object.entries(img.kind === 'root' ? (w.env ?? {}) : img.config.env).filter(([k]) => !k.startsWith('LLAMA_ARG_')));
   // a container runtime makes the mount points of what it binds from the host (the GPU driver's libraries); so does this
-  for (const img of [full, minimal]) await makeMountPoints(img.root, hostBinds, log);
-  const binds = [{ source: join(o.model, '..'), dest: MODELS_MOUNT }, ...hostBinds];
+  const modelBind: SandboxBind = { source: join(o.model, '..'), dest: MODELS_MOUNT };
+  const rootBinds = new Map<UnpackedImage, SandboxBind[]>();
+  for (const img of [full, minimal]) rootBinds.set(img, [modelBind, ...await mountHostBinds(img.root, hostBinds, log)]);
+  const bindsOf = (img: UnpackedImage) => rootBinds.get(img)!;
   // the model under its own name: bind its directory and point at the file
   const modelInRoot = `${MODELS_MOUNT}/${o.model.split('/').pop()}`;
   const paths = { binDir: `${LLAMA_MOUNT}/bin`, model: modelInRoot, cli: w.cli };
 
   const runIn = async (img: UnpackedImage, name: string, traceDir?: string): Promise<{ run: RootRun; result: WorkloadResult | null; logs: string[] }> => {
-    const runner = await sandboxRunner({ root: img.root, binds, devices, env: envOf(img), traceDir, signal: o.signal });
+    const runner = await sandboxRunner({ root: img.root, binds: bindsOf(img), devices, env: envOf(img), traceDir, signal: o.signal });
     try {
       const r = await runWorkload({ spec: w.spec, paths, runner, gpu, signal: o.signal, log: (l) => log(`${name}: ${l}`) });
       return { run: { texts: textsOf(r), error: null, speed: speedOf(r) }, result: r, logs: runner.logs };
@@ -254,7 +269,7 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
       refWhere = 'the full image\'s llama.cpp on the CPU (no device in the sandbox)';
       log(`numerics: reference run, ${refWhere}`);
       const started = Date.now();
-      const runner = await sandboxRunner({ root: full.root, binds: [...binds, { source: dir, dest: NUMERICS_MOUNT, rw: true }], devices: [], env: envOf(full), signal: o.signal });
+      const runner = await sandboxRunner({ root: full.root, binds: [...bindsOf(full), { source: dir, dest: NUMERICS_MOUNT, rw: true }], devices: [], env: envOf(full), signal: o.signal });
       const cmd = perplexityBaseCommand({ bin: `${paths.binDir}/llama-perplexity`, model: modelInRoot, text: `${NUMERICS_MOUNT}/eval.txt`, baseFile: `${NUMERICS_MOUNT}/base.kld`, spec });
       const r = await runner.run(cmd, 'perplexity-base');
       refSeconds = (Date.now() - started) / 1000;
@@ -266,7 +281,7 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
       build: null, ppl: refPpl, tokensScored: null, seconds: refSeconds,
     };
     const compare = async (img: UnpackedImage, where: string) => {
-      const runner = await sandboxRunner({ root: img.root, binds: [...binds, { source: refDir, dest: NUMERICS_MOUNT }], devices, env: envOf(img), signal: o.signal });
+      const runner = await sandboxRunner({ root: img.root, binds: [...bindsOf(img), { source: refDir, dest: NUMERICS_MOUNT }], devices, env: envOf(img), signal: o.signal });
       log(`numerics: ${where}`);
       return compareNumerics({ runner, binDir: paths.binDir, model: modelInRoot, reference, gpu, where }).catch((e: Error) => {
         failures.push(e.message);

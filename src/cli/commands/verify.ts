@@ -30,6 +30,8 @@ docker archive (minimal.docker.tar), or a root directory.
   --model FILE          the model the images were verified with (mounted at /models)
   --workload FILE       strace-trace's workload.json, for roots or images without the workload label
   --reference DIR       numerics-reference's output (reference.json, base.kld) as the CPU reference
+  --host-provided PATH  bind this host file at the same path (the GPU driver's libraries; repeatable);
+                        images name theirs in their label, roots need it
   --no-numerics         skip the numeric check
   --no-device           run without the GPU (CPU fallback), to check images where there is none
   --work-dir DIR        where to unpack (default: a temp directory, removed afterwards)
@@ -47,7 +49,7 @@ export const verifyCommand: Command = {
     const bool = { type: 'boolean' } as const;
     const { flags, positionals } = parseArgs(argv, {
       full: str, minimal: str, model: str, workload: str, reference: str, 'no-numerics': bool, 'no-device': bool,
-      'work-dir': str, keep: bool, out: str, json: bool, help: { type: 'boolean', short: 'h' }, debug: bool,
+      'work-dir': str, keep: bool, 'host-provided': { type: 'string', multiple: true }, out: str, json: bool, help: { type: 'boolean', short: 'h' }, debug: bool,
     }, 'verify');
     if (flags.help) {
       io.out(USAGE);
@@ -70,6 +72,10 @@ export const verifyCommand: Command = {
     try {
       const r = await verifyImages({
         full: at('full')!, minimal: at('minimal')!, model: at('model')!, workload, reference: at('reference'),
+        hostProvided: ((flags['host-provided'] as string[] | undefined) ?? []).map((p) => {
+          if (!p.startsWith('/')) throw usageError('E_USAGE', `verify: --host-provided ${p}: give an absolute path`);
+          return p;
+        }),
         noNumerics: flags['no-numerics'] === true, noDevice: flags['no-device'] === true, workDir, signal: io.signal,
         log: (l) => { if (!flags.json) io.err(l); },
         onProgress: (step) => {
