@@ -42,6 +42,8 @@ export interface VerifyImagesOptions {
   reference?: string;
   /** Run without the GPU (CPU fallback): for proving the command where there is none. */
   noDevice?: boolean;
+  /** The device nodes (globs) of a target, for roots whose images' labels are not at hand. */
+  targetDevices?(target: string): Promise<string[] | null>;
   /** More in-root paths to bind from the host (the GPU driver's libraries), beyond the workload record's. */
   hostProvided?: string[];
   /** Skip the numeric check. */
@@ -176,7 +178,10 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
   const target = full.config.labels['org.rocmflow.target'] ?? minimal.config.labels['org.rocmflow.target'] ?? w.target ?? 'unknown';
 
   // 2. the device: the images name the device nodes their runtime needs
-  const declared = (minimal.config.labels['org.rocmflow.devices'] ?? full.config.labels['org.rocmflow.devices'] ?? '').split(',').filter(Boolean);
+  // the images name the device nodes in a label; roots given as directories have none: the target's definition does
+  const label = minimal.config.labels['org.rocmflow.devices'] ?? full.config.labels['org.rocmflow.devices'];
+  const declared = label !== undefined ? label.split(',').filter(Boolean) : (await o.targetDevices?.(target)) ?? [];
+  if (label === undefined && !declared.length && target !== 'cpu' && !o.noDevice) log(`warning: no device nodes known for target ${target}: the workload runs without a GPU`);
   const present = expandDevices(declared);
   if (declared.length && !present.length && !o.noDevice)
     throw new RocmflowError('E_NO_DEVICE', `verify: the ${target} images need ${declared.join(', ')}, and none is here: run this on the machine with the GPU (or --no-device to check the images on the CPU fallback)`, { exitCode: 2 });

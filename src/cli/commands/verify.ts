@@ -10,6 +10,8 @@ import { parseArgs } from '../args.js';
 import { RocmflowError, usageError } from '../../errors.js';
 import { verifyImages } from '../../pipeline/verify-image.js';
 import type { ImageWorkload } from '../../pipeline/images.js';
+import { loadRegistry } from '../../plugin/load.js';
+import { targetByName } from '../../plugin/select-target.js';
 
 const USAGE = `usage: rocmflow verify --full IMAGE --minimal IMAGE --model FILE [options]
 
@@ -76,6 +78,10 @@ export const verifyCommand: Command = {
           if (!p.startsWith('/')) throw usageError('E_USAGE', `verify: --host-provided ${p}: give an absolute path`);
           return p;
         }),
+        targetDevices: async (name) => {
+          const registry = await loadRegistry({ plugins: [], configDir: io.cwd });
+          return registry.targets.has(name) ? targetByName(registry, name).devices : null;
+        },
         noNumerics: flags['no-numerics'] === true, noDevice: flags['no-device'] === true, workDir, signal: io.signal,
         log: (l) => { if (!flags.json) io.err(l); },
         onProgress: (step) => {
