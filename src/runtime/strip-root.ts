@@ -2,7 +2,8 @@
  * Strip the ELF files of an assembled root (`strip --strip-unneeded`: symbol
  * tables and debug sections go, the dynamic symbols stay), then bring its
  * manifest up to date. Run before verification, so the stripped root is the
- * one proven to work. ELF interpreters and hard-linked files are left alone.
+ * one proven to work. ELF interpreters, hard-linked files and ELF files of
+ * other machines (GPU code objects) are left alone.
  */
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -11,12 +12,23 @@ import { posix } from 'node:path';
 import { missingTool, RocmflowError } from '../errors.js';
 import type { RootManifest } from './assemble.js';
 
-async function isElf(file: string): Promise<boolean> {
+/** e_machine of this host's own ELF files (x86-64 62, AArch64 183). */
+const HOST_MACHINE: number | null = ({ x64: 62, arm64: 183, ppc64: 21, s390x: 22, riscv64: 243 } as Record<string, number>)[process.arch] ?? null;
+
+/**
+ * Is `file` an ELF file of the host's machine? GPU code objects are ELF
+ * too (AMDGPU e_machine 224: rocBLAS's `.hsaco` kernel files; CUDA cubins
+ * 190): the host's strip cannot read them, and the HIP runtime finds
+ * kernels by their symbols, so they are never stripped.
+ */
+async function isHostElf(file: string): Promise<boolean> {
   const fh = await open(file, 'r');
   try {
-    const buf = Buffer.alloc(4);
-    await fh.read(buf, 0, 4, 0);
-    return buf.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+    const buf = Buffer.alloc(20);
+    const { bytesRead } = await fh.read(buf, 0, 20, 0);
+    if (bytesRead < 20 || !buf.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) return false;
+    const machine = buf[5] === 2 ? buf.readUInt16BE(18) : buf.readUInt16LE(18);
+    return HOST_MACHINE === null || machine === HOST_MACHINE;
   } finally {
     await fh.close();
   }
@@ -49,7 +61,7 @@ export async function stripRoot(
       continue;
     }
     const file = posix.join(rootfs, e.path);
-    if (!(await isElf(file))) {
+    if (!(await isHostElf(file))) {
       entries.push(e);
       continue;
     }
