@@ -108,9 +108,14 @@ export class ContentStore {
     }
   }
 
-  /** Move a fully written temp file (e.g. a download) into place after checking its digest. */
-  adopt(tmp: string, digest: string): void {
-    const actual = hashFileSync(tmp).digest;
+  /**
+   * Move a fully written temp file (e.g. a download) into place after
+   * checking its digest. `hashedAs`: the digest the writer computed over the
+   * very bytes it wrote to `tmp` (a download hashes as it streams), so the
+   * file is not read a second time.
+   */
+  adopt(tmp: string, digest: string, opts: { hashedAs?: string } = {}): void {
+    const actual = opts.hashedAs ?? hashFileSync(tmp).digest;
     if (actual !== digest) {
       rmSync(tmp, { force: true });
       throw new RocmflowError('E_CHECKSUM', `blob ${digest}: content hashes to ${actual}; refused`);

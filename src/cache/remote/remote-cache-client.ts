@@ -156,7 +156,8 @@ export class RemoteCacheClient implements RemoteCache {
       }
       // the exec bit lets restore hard-link executables instead of copying them
       if (b.executable) chmodSync(tmp, 0o755);
-      store.adopt(tmp, b.digest);
+      // hashed while it streamed to tmp (a file only this process writes): no second read of a multi-GB blob
+      store.adopt(tmp, b.digest, { hashedAs: got.sha256 });
       this.counters.blobsDown++;
       return 'ok';
     } finally {
