@@ -47,7 +47,7 @@ describe('rocmflow verify', () => {
   it('checks the minimal image against the full one from the archives alone', async () => {
     const r = await verify(['--full', join(images, 'full.oci.tar'), '--minimal', join(images, 'minimal.oci.tar'), '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const v = JSON.parse(r.stdout);
+    const v = JSON.parse(r.stdout.trim().split('\n')[0]!);
     expect(v).toMatchObject({ ok: true, target: 'cpu', gpu: false, differing: [], sameAsBuild: true, missed: [], failures: [], model: { matches: true } });
     expect(v.images.full.kind).toBe('oci-archive');
     expect(Object.keys(v.full.texts).sort()).toEqual(['cli', 'long', 'long-stream', 'short', 'short-stream']);
@@ -69,13 +69,14 @@ describe('rocmflow verify', () => {
     const full = await unpackImage(join(images, 'full.oci.tar'), { dest: join(tmp, 'full') });
     const minimal = join(tmp, 'broken');
     cpSync(join(tmp, 'label', 'rootfs'), minimal, { recursive: true, verbatimSymlinks: true });
-    const lib = readdirSync(join(minimal, 'opt/llama/lib')).find((n) => /^libggml-base\.so\.\d+$/.test(n) || n === 'libggml-base.so');
+    // the soname link the loader looks for (libraries sit beside the executables)
+    const lib = readdirSync(join(minimal, 'opt/llama/bin')).find((n) => /^libggml-base\.so\.\d+$/.test(n));
     expect(lib).toBeDefined();
-    rmSync(join(minimal, 'opt/llama/lib', lib!));
+    rmSync(join(minimal, 'opt/llama/bin', lib!));
     const r = await verify(['--full', full.root, '--minimal', minimal, '--workload', join(p.out('strace-trace'), 'workload.json'), '--no-numerics']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/rocmflow: verify: the minimal root: /);
-    expect(r.stderr).toContain(`/opt/llama/lib/${lib}`);
+    expect(r.stderr).toContain(`/opt/llama/bin/${lib}`);
   }, 1_200_000);
 
   it('catches numbers that are not the images\' (another model of the same shape)', async () => {
@@ -85,7 +86,10 @@ describe('rocmflow verify', () => {
     expect(made.code, made.stderr).toBe(0);
     const r = await verify(['--full', join(tmp, 'full', 'rootfs'), '--minimal', join(tmp, 'label', 'rootfs'), '--workload', join(p.out('strace-trace'), 'workload.json'), '--reference', p.out('numerics-reference'), '--json'], other);
     expect(r.code).toBe(1);
-    const v = JSON.parse(r.stdout);
+    // --json: the result, then the error event
+    const [result, error] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(error).toMatchObject({ type: 'error', code: 'E_VERIFY' });
+    const v = result;
     expect(v.numerics.full.ok).toBe(false);
     expect(v.failures.join(' ')).toMatch(/numerics \(full image\) beyond the q8 limits: mean KLD/);
   }, 1_200_000);
