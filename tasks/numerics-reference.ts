@@ -89,7 +89,11 @@ export default defineTask<NumericsReferenceOptions>({
       build: null, ppl: null, tokensScored: null, seconds: 0,
     };
     if (!record.enabled) {
+      // every declared output exists, empty: the record says the check is off
       await writeFile(join(ctx.outDir, 'reference.json'), JSON.stringify(record, null, 2) + '\n');
+      await mkdir(join(ctx.outDir, 'reference'), { recursive: true });
+      for (const f of ['eval.txt', 'base.kld']) await writeFile(join(ctx.outDir, f), '');
+      await writeFile(join(ctx.outDir, 'perplexity.log'), 'numeric check disabled (tasks.numerics-reference.enabled: false)\n');
       return { summary: ['numeric check disabled (tasks.numerics-reference.enabled: false)'] };
     }
     const targetBuild = ctx.deps['build-llama']!.outDir;
