@@ -29,6 +29,16 @@ import { createTaskShell } from './task-shell.js';
 import { declaredDeps } from './deps-view.js';
 import { verdictFor, whyRun } from './decide.js';
 
+/**
+ * Summary lines name output paths of the workspace that ran the task; the
+ * cache entry, which other workspaces and machines restore, holds them with
+ * that workspace's output root as a placeholder, put back as the restoring
+ * workspace's own.
+ */
+const OUT_ROOT = '{{rocmflow:out}}';
+const portableLines = (lines: readonly string[], outRoot: string): string[] => lines.map((l) => l.split(`${outRoot}/`).join(`${OUT_ROOT}/`));
+const localLines = (lines: readonly string[], outRoot: string): string[] => lines.map((l) => l.split(`${OUT_ROOT}/`).join(`${outRoot}/`));
+
 /** What the index remembers about a task's last outputs in this workspace. */
 export interface TaskStateRecord {
   key: string;
@@ -87,8 +97,20 @@ export class Executor {
     return join(config.stateDir, 'out', target, task);
   }
 
-  static stateKey(target: string, task: string): string {
-    return `${target}/${task}`;
+  /**
+   * Where the index keeps a task's last outputs in one workspace: by the
+   * workspace's state directory, target and task. The index lives in the
+   * cache, which several workspaces and machines' checkouts share; keyed by
+   * target and task alone, one workspace's record (its disk stamps, its
+   * summary lines with its own paths) answered for another's.
+   */
+  /** This workspace's output root for the target (`<stateDir>/out/<target>`). */
+  private outRoot(): string {
+    return join(this.o.config.stateDir, 'out', this.o.target.name);
+  }
+
+  static stateKey(stateDir: string, target: string, task: string): string {
+    return `${stateDir}\0${target}/${task}`;
   }
 
   taskContext(name: string): TaskContext<unknown> {
@@ -172,7 +194,7 @@ export class Executor {
     const ctx = this.taskContext(name);
     const outDir = Executor.outDir(this.o.config, target.name, name);
     const outputs = this.outputsOf(task.def, name);
-    const stateKey = Executor.stateKey(target.name, name);
+    const stateKey = Executor.stateKey(this.o.config.stateDir, target.name, name);
     const prev = await index.get<TaskStateRecord>('state', stateKey);
     const { digests, results } = this.depResults(name);
     const hashing = makeProgress(this.o.emit, name);
@@ -230,9 +252,10 @@ export class Executor {
       this.o.emit({ type: 'warning', task: name, message: `${e.message}; evicted it, rerunning ${name}` });
       return false;
     }
-    await this.recordState(name, key, fp, outDir, outputs, entry.manifest, entry.summary, disk, entry.facts);
+    const summary = localLines(entry.summary, this.outRoot());
+    await this.recordState(name, key, fp, outDir, outputs, entry.manifest, summary, disk, entry.facts);
     await this.bumpStats(source, entry);
-    this.finish(name, { state: 'cached', ms: performance.now() - start, manifestDigest: manifestDigest(entry.manifest), summary: entry.summary, facts: entry.facts }, { key, source });
+    this.finish(name, { state: 'cached', ms: performance.now() - start, manifestDigest: manifestDigest(entry.manifest), summary, facts: entry.facts }, { key, source });
     return true;
   }
 
@@ -244,7 +267,7 @@ export class Executor {
       key, record: fp.record, stamps: fp.stamps, outputs, disk: disk ?? diskState(outDir, outputs), manifestDigest: manifestDigest(manifest), summary,
       ...(facts ? { facts } : {}), at: new Date().toISOString(),
     };
-    await this.o.index.set('state', Executor.stateKey(this.o.target.name, name), rec);
+    await this.o.index.set('state', Executor.stateKey(this.o.config.stateDir, this.o.target.name, name), rec);
   }
 
   /** Hits are counted in memory and written once at the end of the run (parallel hits would race). */
@@ -282,7 +305,7 @@ export class Executor {
     try {
       // another process may have produced it while we waited
       if (!this.o.force.has(name) && !fp.record.uncacheable && (await this.restoreFromCache(name, key, outDir, outputs, fp, start))) return;
-      await index.delete('state', Executor.stateKey(target.name, name));
+      await index.delete('state', Executor.stateKey(this.o.config.stateDir, target.name, name));
       this.o.emit({ type: 'start', task: name, reason: why.reason, changes: why.changes });
       for (const o of outputs) rmSync(join(outDir, o), { recursive: true, force: true });
       mkdirSync(outDir, { recursive: true });
@@ -334,7 +357,7 @@ export class Executor {
         const logDigest = sha256(logBytes);
         this.store.putBytes(logBytes, logDigest);
         const entry: ActionEntry = {
-          v: 1, key, task: name, target: target.name, manifest, summary, ...(facts ? { facts } : {}), log: logDigest, durationMs, createdAt: new Date().toISOString(), rocmflowVersion: ROCMFLOW_VERSION,
+          v: 1, key, task: name, target: target.name, manifest, summary: portableLines(summary, this.outRoot()), ...(facts ? { facts } : {}), log: logDigest, durationMs, createdAt: new Date().toISOString(), rocmflowVersion: ROCMFLOW_VERSION,
         };
         // blobs durable first, the index entry last: a result is never visible half-written
         await this.store.sync();

@@ -28,7 +28,7 @@ export async function planRun(o: Omit<ExecutorOptions, 'emit' | 'runId'>): Promi
   for (const name of o.graph.order) {
     const task = o.registry.tasks.get(name)!;
     const ctx = exec.taskContext(name);
-    const prev = await o.index.get<TaskStateRecord>('state', Executor.stateKey(o.target.name, name));
+    const prev = await o.index.get<TaskStateRecord>('state', Executor.stateKey(o.config.stateDir, o.target.name, name));
     const unknownDep = o.graph.deps(name).find((d) => digests.get(d) == null);
     if (unknownDep) {
       plan.push({ task: name, state: 'run', reason: `dependency ${unknownDep} will run`, changes: [], previous: prev?.record });

@@ -11,7 +11,7 @@ import type { ActionEntry } from '../../cache/action-entry.js';
 import { ContentStore } from '../../cache/content-store.js';
 import { createRemote } from '../../cache/remote/create.js';
 import type { RemoteCacheClient, TransferStats } from '../../cache/remote/remote-cache-client.js';
-import type { TaskStateRecord } from '../../engine/executor.js';
+import { Executor, type TaskStateRecord } from '../../engine/executor.js';
 import { planRun } from '../../engine/plan.js';
 import { resolveTarget } from '../../plugin/select-target.js';
 import { TaskGraph } from '../../graph/task-graph.js';
@@ -70,7 +70,7 @@ async function push(s: Session, remote: RemoteCacheClient, tasks: string[], all:
     const graph = TaskGraph.select(taskList(s), tasks);
     const { target } = await resolveTarget(s.config.target, s.registry, { targetOptions: s.config.targets, env: io.env });
     for (const name of graph.order) {
-      const state = await index.get<TaskStateRecord>('state', `${target.name}/${name}`);
+      const state = await index.get<TaskStateRecord>('state', Executor.stateKey(s.config.stateDir, target.name, name));
       const entry = state && (await index.get<ActionEntry>('action', state.key));
       if (entry) entries.push([state.key, entry]);
       // with no names given, tasks never run in this workspace are simply not there

@@ -114,7 +114,7 @@ async function runWith(
 async function replayCachedLogs(
   outcomes: Map<string, { state: TaskState }>,
   index: Awaited<ReturnType<Awaited<ReturnType<typeof openSession>>['index']>>,
-  config: { cacheDir: string },
+  config: { cacheDir: string; stateDir: string },
   target: string,
   io: CommandIO,
 ): Promise<void> {
@@ -123,7 +123,7 @@ async function replayCachedLogs(
   const store = new ContentStore(config.cacheDir);
   for (const [task, o] of outcomes) {
     if (o.state !== 'cached' && o.state !== 'fresh') continue;
-    const state = await index.get<{ key: string }>('state', `${target}/${task}`);
+    const state = await index.get<{ key: string }>('state', Executor.stateKey(config.stateDir, target, task));
     const entry = state && (await index.get<{ log?: string }>('action', state.key));
     if (!entry?.log || !store.has(entry.log)) continue;
     io.out(`--- ${task} (log of the run that produced it) ---`);
