@@ -25,6 +25,7 @@ import { DEFAULT_NUMERICS_SPEC, DEFAULT_THRESHOLDS, perplexityBaseCommand, parse
 import { compareNumerics, modelWeightType, NUMERICS_MOUNT, type NumericsReference, type NumericsResult } from './numerics.js';
 import { expandDevices, type SandboxBind } from '../runtime/sandbox.js';
 import { resolveInRoot } from '../runtime/layout.js';
+import { matchAny } from '../util/glob.js';
 import { parseTraceFiles } from '../trace/parse.js';
 import { LLAMA_MOUNT, MODELS_MOUNT } from './runtime.js';
 import { WORKLOAD_LABEL, type ImageWorkload } from './images.js';
@@ -42,8 +43,12 @@ export interface VerifyImagesOptions {
   reference?: string;
   /** Run without the GPU (CPU fallback): for proving the command where there is none. */
   noDevice?: boolean;
-  /** The device nodes (globs) of a target, for roots whose images' labels are not at hand. */
-  targetDevices?(target: string): Promise<string[] | null>;
+  /**
+   * The target's device nodes (globs) and host-provided patterns, from its
+   * definition here: what a label may name, and the device nodes of roots
+   * without a label. Null for a target this rocmflow does not know.
+   */
+  targetRules?(target: string): Promise<{ devices: string[]; hostProvided: string[] } | null>;
   /** More in-root paths to bind from the host (the GPU driver's libraries), beyond the workload record's. */
   hostProvided?: string[];
   /** Skip the numeric check. */
@@ -162,6 +167,12 @@ async function mountHostBinds(root: string, binds: readonly SandboxBind[], log: 
   return out;
 }
 
+/** Without the target's definition, a device a label may name: the GPU nodes of the kinds rocmflow knows. */
+const GPU_DEVICE = /^\/dev\/(kfd|dri\/(renderD|card)[0-9*[\]-]*|nvidia[a-z0-9*[\]-]*)$/;
+
+/** Host-provided files are the driver's libraries: they live in a library directory. */
+const LIBRARY_DIR = /\/lib(32|64|x32)?\//;
+
 const isSystem = (p: string) => /^\/(proc|sys|dev|tmp)(\/|$)/.test(p) || p.startsWith(`${MODELS_MOUNT}/`) || p.startsWith(`${NUMERICS_MOUNT}/`) || p === MODELS_MOUNT || p === NUMERICS_MOUNT;
 
 export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImagesResult> {
@@ -177,14 +188,25 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
   if (!w) throw new RocmflowError('E_USAGE', `verify: neither image carries the ${WORKLOAD_LABEL} label (roots or images from an older rocmflow): give --workload FILE (strace-trace's workload.json)`, { exitCode: 2 });
   const target = full.config.labels['org.rocmflow.target'] ?? minimal.config.labels['org.rocmflow.target'] ?? w.target ?? 'unknown';
 
-  // 2. the device: the images name the device nodes their runtime needs
-  // the images name the device nodes in a label; roots given as directories have none: the target's definition does
+  // 2. the device. The images name their device nodes and the host files a container runtime binds (the GPU
+  // driver's libraries). An image is input from elsewhere: what it names is taken only where the target's own
+  // definition on this machine allows it (a label naming /dev/sda or /etc/shadow is refused); roots given as
+  // directories carry no label, and the definition's device nodes are used
+  const rules = await o.targetRules?.(target) ?? null;
   const label = minimal.config.labels['org.rocmflow.devices'] ?? full.config.labels['org.rocmflow.devices'];
-  const declared = label !== undefined ? label.split(',').filter(Boolean) : (await o.targetDevices?.(target)) ?? [];
+  const declared = label !== undefined ? label.split(',').filter(Boolean) : rules?.devices ?? [];
+  for (const d of label !== undefined ? declared : []) {
+    if (!(rules ? rules.devices.includes(d) || matchAny(d, rules.devices) : GPU_DEVICE.test(d)))
+      throw new RocmflowError('E_BAD_IMAGE', `verify: label org.rocmflow.devices names ${d}, which is not a device node of target ${target}${rules ? ` (${rules.devices.join(', ') || 'none'})` : ''}: refused`);
+  }
   if (label === undefined && !declared.length && target !== 'cpu' && !o.noDevice) log(`warning: no device nodes known for target ${target}: the workload runs without a GPU`);
   const present = expandDevices(declared);
   if (declared.length && !present.length && !o.noDevice)
     throw new RocmflowError('E_NO_DEVICE', `verify: the ${target} images need ${declared.join(', ')}, and none is here: run this on the machine with the GPU (or --no-device to check the images on the CPU fallback)`, { exitCode: 2 });
+  for (const p of w.hostProvided) {
+    if (!rules || !matchAny(p, rules.hostProvided) || !LIBRARY_DIR.test(p.slice(0, p.lastIndexOf('/') + 1)))
+      throw new RocmflowError('E_BAD_IMAGE', `verify: the workload label names ${p} as provided by the host, which target ${target}'s host-provided rules ${rules ? `(${rules.hostProvided.join(', ') || 'none'}) do not cover` : 'cannot confirm (unknown target)'}: refused (give --host-provided to bind it)`);
+  }
   const devices = o.noDevice ? [] : present;
   const gpu = devices.length > 0;
 

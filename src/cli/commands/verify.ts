@@ -78,9 +78,11 @@ export const verifyCommand: Command = {
           if (!p.startsWith('/')) throw usageError('E_USAGE', `verify: --host-provided ${p}: give an absolute path`);
           return p;
         }),
-        targetDevices: async (name) => {
+        targetRules: async (name) => {
           const registry = await loadRegistry({ plugins: [], configDir: io.cwd });
-          return registry.targets.has(name) ? targetByName(registry, name).devices : null;
+          if (!registry.targets.has(name)) return null;
+          const def = targetByName(registry, name);
+          return { devices: def.devices, hostProvided: def.hostProvided ?? [] };
         },
         noNumerics: flags['no-numerics'] === true, noDevice: flags['no-device'] === true, workDir, signal: io.signal,
         log: (l) => { if (!flags.json) io.err(l); },
