@@ -19,7 +19,7 @@ import { buildLlama, buildLlamaOptionsSchema } from '../src/llama/build.js';
 import { execStreaming } from '../src/llama/exec.js';
 import { evalText } from '../src/llama/eval-text.js';
 import { DEFAULT_NUMERICS_SPEC, parseBasePerplexity, perplexityBaseCommand, thresholdGroup, type NumericsSpec, type NumericsThresholds, type ThresholdGroup } from '../src/llama/numerics.js';
-import { modelWeightType, thresholdsFor, type NumericsReference } from '../src/pipeline/numerics.js';
+import { modelWeightType, thresholdsFor, withLostLogRetry, type NumericsReference } from '../src/pipeline/numerics.js';
 import { sha256 } from '../src/util/canonical.js';
 import cpuTarget from '../plugins/cpu.js';
 
@@ -124,17 +124,28 @@ export default defineTask<NumericsReferenceOptions>({
     const textFile = join(ctx.outDir, 'eval.txt');
     await writeFile(textFile, TEXT);
     const started = Date.now();
-    const lines: string[] = [];
     const bar = ctx.progress.start('numerics: reference run on the CPU', { unit: 'steps' });
-    await execStreaming(bin, perplexityBaseCommand({ bin, model, text: textFile, baseFile: join(ctx.outDir, 'base.kld'), spec }).slice(1), {
-      signal: ctx.signal, what: 'numerics-reference: llama-perplexity', hint: `see ${join(ctx.outDir, 'perplexity.log')}`,
-      onLine: (l) => lines.push(l),
-    }).finally(async () => {
+    let output = '';
+    try {
+      // a run that exited 0 may still have lost its last lines (llama.cpp's logger is not flushed at exit): once more
+      await withLostLogRetry('numerics-reference', async () => {
+        const lines: string[] = [];
+        await execStreaming(bin, perplexityBaseCommand({ bin, model, text: textFile, baseFile: join(ctx.outDir, 'base.kld'), spec }).slice(1), {
+          signal: ctx.signal, what: 'numerics-reference: llama-perplexity', hint: `see ${join(ctx.outDir, 'perplexity.log')}`,
+          onLine: (l) => lines.push(l),
+        }).finally(async () => {
+          await writeFile(join(ctx.outDir, 'perplexity.log'), lines.join('\n') + '\n');
+        });
+        output = lines.join('\n');
+        if (parseBasePerplexity(output) === null) throw new RocmflowError('E_NUMERICS', `numerics-reference: llama-perplexity printed no final perplexity (see ${join(ctx.outDir, 'perplexity.log')})`);
+      }).catch((e: unknown) => {
+        // the message below says more (the text may be too short)
+        if (!(e instanceof RocmflowError && /printed no final perplexity/.test(e.message))) throw e;
+      });
+    } finally {
       bar.done();
-      await writeFile(join(ctx.outDir, 'perplexity.log'), lines.join('\n') + '\n');
-    });
+    }
     record.seconds = (Date.now() - started) / 1000;
-    const output = lines.join('\n');
     record.ppl = parseBasePerplexity(output);
     const m = /(?:calculating perplexity|computing) over (\d+) chunks/.exec(output);
     record.tokensScored = m ? Number(m[1]) * Math.floor(spec.ctxSize / 2) : null;
