@@ -286,7 +286,7 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
   if (!o.noNumerics && !fullRun.run.error) {
     const dir = join(o.workDir, 'numerics');
     await mkdir(dir, { recursive: true });
-    const spec: NumericsSpec = { ...settings.spec, threads: Math.min(16, availableParallelism()) };
+    let spec: NumericsSpec = { ...settings.spec, threads: Math.min(16, availableParallelism()) };
     let refWhere: string;
     let refPpl: number | null = null;
     let refSeconds = 0;
@@ -297,6 +297,8 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
       })) as NumericsReference;
       if (!existsSync(join(o.reference, 'base.kld'))) throw new RocmflowError('E_USAGE', `verify --reference: ${o.reference}/base.kld is missing`, { exitCode: 2 });
       refDir = o.reference;
+      // the comparison reads its tokens from that base file: its context size and chunks are the reference's
+      if (rec.spec && Number.isInteger(rec.spec.ctxSize) && Number.isInteger(rec.spec.chunks)) spec = { ...spec, ctxSize: rec.spec.ctxSize, chunks: rec.spec.chunks };
       refWhere = `the build machine's CPU build (${rec.build?.commit?.slice(0, 12) ?? 'local tree'})`;
       refPpl = rec.ppl;
     } else {
