@@ -125,31 +125,23 @@ export default defineTask<NumericsReferenceOptions>({
     await writeFile(textFile, TEXT);
     const started = Date.now();
     const bar = ctx.progress.start('numerics: reference run on the CPU', { unit: 'steps' });
-    let output = '';
-    try {
-      // a run that exited 0 may still have lost its last lines (llama.cpp's logger is not flushed at exit): once more
-      await withLostLogRetry('numerics-reference', async () => {
-        const lines: string[] = [];
-        await execStreaming(bin, perplexityBaseCommand({ bin, model, text: textFile, baseFile: join(ctx.outDir, 'base.kld'), spec }).slice(1), {
-          signal: ctx.signal, what: 'numerics-reference: llama-perplexity', hint: `see ${join(ctx.outDir, 'perplexity.log')}`,
-          onLine: (l) => lines.push(l),
-        }).finally(async () => {
-          await writeFile(join(ctx.outDir, 'perplexity.log'), lines.join('\n') + '\n');
-        });
-        output = lines.join('\n');
-        if (parseBasePerplexity(output) === null) throw new RocmflowError('E_NUMERICS', `numerics-reference: llama-perplexity printed no final perplexity (see ${join(ctx.outDir, 'perplexity.log')})`);
-      }).catch((e: unknown) => {
-        // the message below says more (the text may be too short)
-        if (!(e instanceof RocmflowError && /printed no final perplexity/.test(e.message))) throw e;
-      });
-    } finally {
-      bar.done();
-    }
+    const log = join(ctx.outDir, 'perplexity.log');
+    // a run that exited 0 may still have lost its last lines (llama.cpp's logger is not flushed at exit): once more
+    const output = await withLostLogRetry('numerics-reference', async () => {
+      const lines: string[] = [];
+      await execStreaming(bin, perplexityBaseCommand({ bin, model, text: textFile, baseFile: join(ctx.outDir, 'base.kld'), spec }).slice(1), {
+        signal: ctx.signal, what: 'numerics-reference: llama-perplexity', hint: `see ${log}`,
+        onLine: (l) => lines.push(l),
+      }).finally(() => writeFile(log, lines.join('\n') + '\n'));
+      const text = lines.join('\n');
+      if (parseBasePerplexity(text) === null)
+        throw new RocmflowError('E_NUMERICS', `numerics-reference: llama-perplexity printed no final perplexity (see ${log}); is the text long enough for ${spec.chunks} chunks of ${spec.ctxSize}?`);
+      return text;
+    }).finally(() => bar.done());
     record.seconds = (Date.now() - started) / 1000;
     record.ppl = parseBasePerplexity(output);
     const m = /(?:calculating perplexity|computing) over (\d+) chunks/.exec(output);
     record.tokensScored = m ? Number(m[1]) * Math.floor(spec.ctxSize / 2) : null;
-    if (record.ppl === null) throw new RocmflowError('E_NUMERICS', `numerics-reference: llama-perplexity printed no final perplexity (see ${join(ctx.outDir, 'perplexity.log')}); is the text long enough for ${spec.chunks} chunks of ${spec.ctxSize}?`);
     await writeFile(join(ctx.outDir, 'reference.json'), JSON.stringify(record, null, 2) + '\n');
     return {
       summary: [`numerics reference: ${weightType ?? 'unknown'} model, ${spec.chunks} chunks of ${spec.ctxSize} tokens on the CPU build (${record.build?.commit?.slice(0, 12) ?? 'local tree'}): PPL ${record.ppl}, ${record.seconds.toFixed(1)} s; ${group} limits: mean KLD ≤ ${record.thresholds.meanKld}, same top ≥ ${(record.thresholds.minSameTop * 100).toFixed(0)}%`],

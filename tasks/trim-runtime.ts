@@ -26,7 +26,7 @@ import { imageProvenance, writeRuntimeImages } from '../src/pipeline/images.js';
 import { writeReportHtml } from '../src/report/html.js';
 import { humanBytes } from '../src/image/report.js';
 import { toolVersion } from '../src/llama/toolchain.js';
-import type { WorkloadResult, WorkloadSpec } from '../src/llama/workload.js';
+import { workloadSpeed, type WorkloadResult, type WorkloadSpec, type WorkloadSpeed } from '../src/llama/workload.js';
 import type { AccessSet } from '../src/trace/access-set.js';
 import { allocatedBytes, pruneRootFatbins, type PrunedFile } from '../src/runtime/prune-fatbins.js';
 import { scanCoverage } from '../src/fatbin/scan-coverage.js';
@@ -47,20 +47,7 @@ interface TraceRecord {
   numerics?: NumericsResult | null;
 }
 
-/** Generation and prompt speed of a workload run: the mean over the server requests, and the CLI's own. */
-function speedOf(r: WorkloadResult | null | undefined): { serverTokensPerSecond: number | null; serverPromptPerSecond: number | null; cliTokensPerSecond: number | null; loadMs: number | null } | null {
-  if (!r) return null;
-  const t = r.requests.map((q) => q.timings).filter((x): x is NonNullable<typeof x> => !!x);
-  const mean = (xs: number[]) => (xs.length ? Math.round((xs.reduce((a, b) => a + b, 0) / xs.length) * 10) / 10 : null);
-  return {
-    serverTokensPerSecond: mean(t.map((x) => x.predictedPerSecond)),
-    serverPromptPerSecond: mean(t.map((x) => x.promptPerSecond)),
-    cliTokensPerSecond: r.cli.timings.predictedPerSecond ?? null,
-    loadMs: r.server.loadMs,
-  };
-}
-
-function speedLine(full: ReturnType<typeof speedOf>, trimmed: ReturnType<typeof speedOf>): string[] {
+function speedLine(full: WorkloadSpeed | null, trimmed: WorkloadSpeed | null): string[] {
   if (!full?.serverTokensPerSecond || !trimmed?.serverTokensPerSecond) return [];
   return [`generation: ${full.serverTokensPerSecond} tokens/s traced in the full runtime (under strace), ${trimmed.serverTokensPerSecond} tokens/s in the trimmed root`];
 }
@@ -268,7 +255,7 @@ export default defineTask<TrimRuntimeOptions>({
       ...report.json,
       hostProvided: closure.hostProvided,
       fullDefinition: { layers: rt.layout.layers.map((l) => l.mount), libraryDirs: full.libraryDirs },
-      verify: { ok: true, method: verify.method, requests, cli: traced.cli, texts: verify.texts, speed: { full: speedOf(traced.result), trimmed: speedOf(verify.result) } },
+      verify: { ok: true, method: verify.method, requests, cli: traced.cli, texts: verify.texts, speed: { full: workloadSpeed(traced.result), trimmed: workloadSpeed(verify.result) } },
       numerics: numerics ? { reference: numerics.reference, full: traced.numerics ?? null, trimmed: trimmedNumerics } : null,
       images: imageSizes,
       reusedRocmSnapshot: written.reusedSnapshot,
@@ -344,7 +331,7 @@ export default defineTask<TrimRuntimeOptions>({
         `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} apparent, ${humanBytes(allocated)} on disk, ${humanBytes(imageSizes.minimal.compressed)} compressed layers; of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
         ...(trimmedNumerics ? [trimmedNumerics.line] : []),
-        ...speedLine(speedOf(traced.result), speedOf(verify.result)),
+        ...speedLine(workloadSpeed(traced.result), workloadSpeed(verify.result)),
         ...(pruned.some((f) => !f.skipped) ? [`fat binaries pruned to ${pruned.find((f) => !f.skipped)!.keep.join(', ')}: ${pruned.filter((f) => !f.skipped).map((f) => `${f.path.split('/').pop()} ${humanBytes(f.allocatedBefore)} → ${humanBytes(f.allocatedAfter)}`).join(', ')} on disk`] : []),
         ...coverageLines,
         ...(closure.hostProvided.length ? [`host-provided, not bundled: ${closure.hostProvided.join(', ')}`] : []),

@@ -13,12 +13,13 @@
  * become relative ones to the same place in the root: the same thing once
  * the root is entered, and the extractor never creates a link pointing out.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { extract } from '../archive/extract.js';
+import { sha256 } from '../util/canonical.js';
+import { sha256File } from '../util/sha256-file.js';
 
 /** The parts of an image config a runner needs. */
 export interface ImageRuntimeConfig {
@@ -59,19 +60,13 @@ function blobPath(layout: string, digest: unknown, what: string): string {
   return join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length));
 }
 
-async function sha256Of(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return `sha256:${h.digest('hex')}`;
-}
-
 /** Read a small JSON blob, checking its digest (when given) and its size. */
 async function readJsonBlob(path: string, what: string, digest?: string): Promise<Record<string, unknown>> {
   const st = await lstat(path).catch(() => null);
   if (!st?.isFile()) throw bad(what, `${relative(process.cwd(), path) || path} is missing or not a regular file`);
   if (st.size > 16 << 20) throw bad(what, `is ${st.size} bytes: too large for an image document`);
   const text = await readFile(path);
-  if (digest && `sha256:${createHash('sha256').update(text).digest('hex')}` !== digest) throw bad(what, `content does not match its digest ${digest}`);
+  if (digest && `sha256:${sha256(text)}` !== digest) throw bad(what, `content does not match its digest ${digest}`);
   let v: unknown;
   try {
     v = JSON.parse(text.toString('utf8'));
@@ -174,7 +169,7 @@ export async function unpackImage(image: string, o: UnpackOptions): Promise<Unpa
     };
     const configPath = inside(entry.Config, 'Config');
     config = await readJsonBlob(configPath, `${image} (config)`);
-    digest = await sha256Of(configPath);
+    digest = `sha256:${await sha256File(configPath)}`;
     if (!Array.isArray(entry.Layers)) throw bad(image, 'manifest.json: Layers is not a list');
     layers = entry.Layers.map((l, i) => ({ path: inside(l, `layer ${i + 1}`), digest: null }));
   } else {

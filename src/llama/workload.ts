@@ -193,6 +193,26 @@ export async function runWorkload(opts: RunWorkloadOptions): Promise<WorkloadRes
   };
 }
 
+/** Generation and prompt speed of a run: the mean over the server requests, and the CLI's own. */
+export interface WorkloadSpeed {
+  serverTokensPerSecond: number | null;
+  serverPromptPerSecond: number | null;
+  cliTokensPerSecond: number | null;
+  loadMs: number | null;
+}
+
+export function workloadSpeed(r: WorkloadResult | null | undefined): WorkloadSpeed | null {
+  if (!r) return null;
+  const t = r.requests.map((q) => q.timings).filter((x): x is NonNullable<typeof x> => !!x);
+  const mean = (xs: number[]) => (xs.length ? Math.round((xs.reduce((a, b) => a + b, 0) / xs.length) * 10) / 10 : null);
+  return {
+    serverTokensPerSecond: mean(t.map((x) => x.predictedPerSecond)),
+    serverPromptPerSecond: mean(t.map((x) => x.promptPerSecond)),
+    cliTokensPerSecond: r.cli.timings.predictedPerSecond ?? null,
+    loadMs: r.server.loadMs,
+  };
+}
+
 /** The generated texts of a run, by request name (and `cli`). */
 export function textsOf(r: Pick<WorkloadResult, 'requests' | 'cli'>): Record<string, string> {
   return { ...Object.fromEntries(r.requests.map((q) => [q.name, q.text])), cli: r.cli.text };

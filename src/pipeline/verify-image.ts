@@ -19,7 +19,7 @@ import { sha256 } from '../util/canonical.js';
 import { sha256File } from '../util/sha256-file.js';
 import { unpackImage, type UnpackedImage } from '../image/unpack.js';
 import { sandboxRunner } from './workload-runner.js';
-import { cliCommand, differingTexts, runWorkload, textsOf, type WorkloadResult } from '../llama/workload.js';
+import { cliCommand, differingTexts, runWorkload, textsOf, workloadSpeed, type WorkloadSpeed } from '../llama/workload.js';
 import { evalText } from '../llama/eval-text.js';
 import { DEFAULT_NUMERICS_SPEC, DEFAULT_THRESHOLDS, perplexityBaseCommand, parseBasePerplexity, thresholdGroup, type NumericsSpec } from '../llama/numerics.js';
 import { compareNumerics, modelWeightType, NUMERICS_MOUNT, withLostLogRetry, type NumericsReference, type NumericsResult } from './numerics.js';
@@ -63,7 +63,7 @@ export interface VerifyImagesOptions {
 export interface RootRun {
   texts: Record<string, string>;
   error: string | null;
-  speed: { serverTokensPerSecond: number | null; serverPromptPerSecond: number | null; cliTokensPerSecond: number | null; loadMs: number | null } | null;
+  speed: WorkloadSpeed | null;
 }
 
 export interface VerifyImagesResult {
@@ -85,18 +85,6 @@ export interface VerifyImagesResult {
   /** Why it failed, one line each. */
   failures: string[];
   lines: string[];
-}
-
-function speedOf(r: WorkloadResult | null): RootRun['speed'] {
-  if (!r) return null;
-  const t = r.requests.map((q) => q.timings).filter((x): x is NonNullable<typeof x> => !!x);
-  const mean = (xs: number[]) => (xs.length ? Math.round((xs.reduce((a, b) => a + b, 0) / xs.length) * 10) / 10 : null);
-  return {
-    serverTokensPerSecond: mean(t.map((x) => x.predictedPerSecond)),
-    serverPromptPerSecond: mean(t.map((x) => x.promptPerSecond)),
-    cliTokensPerSecond: r.cli.timings.predictedPerSecond ?? null,
-    loadMs: r.server.loadMs,
-  };
 }
 
 /** The workload label of an image, parsed and checked for the fields the run needs. */
@@ -230,15 +218,15 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
   const modelInRoot = `${MODELS_MOUNT}/${o.model.split('/').pop()}`;
   const paths = { binDir: `${LLAMA_MOUNT}/bin`, model: modelInRoot, cli: w.cli };
 
-  const runIn = async (img: UnpackedImage, name: string, traceDir?: string): Promise<{ run: RootRun; result: WorkloadResult | null; logs: string[] }> => {
+  const runIn = async (img: UnpackedImage, name: string, traceDir?: string): Promise<{ run: RootRun; logs: string[] }> => {
     const runner = await sandboxRunner({ root: img.root, binds: bindsOf(img), devices, env: envOf(img), traceDir, signal: o.signal });
     try {
       const r = await runWorkload({ spec: w.spec, paths, runner, gpu, signal: o.signal, log: (l) => log(`${name}: ${l}`) });
-      return { run: { texts: textsOf(r), error: null, speed: speedOf(r) }, result: r, logs: runner.logs };
+      return { run: { texts: textsOf(r), error: null, speed: workloadSpeed(r) }, logs: runner.logs };
     } catch (e) {
       o.signal?.throwIfAborted();
       const details = (e as { details?: readonly string[] }).details ?? [];
-      return { run: { texts: {}, error: [(e as Error).message, ...details.slice(-3)].join(' | '), speed: null }, result: null, logs: runner.logs };
+      return { run: { texts: {}, error: [(e as Error).message, ...details.slice(-3)].join(' | '), speed: null }, logs: runner.logs };
     }
   };
 
