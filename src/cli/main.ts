@@ -8,15 +8,22 @@ import type { CommandIO } from './command.js';
 import { nearest } from '../util/schema.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 
-function makeIO(signal: AbortSignal): CommandIO {
+function makeIO(ac: AbortController): CommandIO {
   const color = !!process.stdout.isTTY && !('NO_COLOR' in process.env) && process.env.TERM !== 'dumb';
+  // a reader that stops early (`rocmflow fatbin list ... | head`) ends the output, and the work with it, without a stack trace
+  let closed = false;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    closed = true;
+    ac.abort(new Error('standard output was closed'));
+  });
   return {
-    out: (line) => process.stdout.write(line + '\n'),
+    out: (line) => void (closed || process.stdout.write(line + '\n')),
     err: (line) => process.stderr.write(line + '\n'),
     cwd: process.cwd(),
     env: process.env,
     color,
-    signal,
+    signal: ac.signal,
   };
 }
 
@@ -44,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const io = makeIO(ac.signal);
+  const io = makeIO(ac);
   const debug = argv.includes('--debug');
   const json = argv.includes('--json');
   const [name, ...rest] = argv;

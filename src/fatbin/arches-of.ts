@@ -7,6 +7,7 @@ import { withFileSource, type ByteSource } from './byte-source.js';
 import { readElfSections, SHF_EXECINSTR, type ElfSection } from './elf-sections.js';
 import { readHipSection } from './hip-fatbin.js';
 import { readNvSection } from './nv-fatbin.js';
+import { readZstdCubins } from './zstd-cubin.js';
 import type { FatbinContainer, FatbinFormat } from './types.js';
 
 /** The device code of one file. */
@@ -28,7 +29,7 @@ export interface FatbinListing {
 }
 
 const SHT_PROGBITS = 1;
-/** Sections that may hold CUDA fatbins besides `.nv_fatbin`: data, not code, symbols or debug info. */
+/** Sections that may hold CUDA fatbins (or bare compressed cubins) besides `.nv_fatbin`: data, not code, symbols or debug info. */
 function mayHoldNvFatbins(s: ElfSection): boolean {
   return s.type === SHT_PROGBITS && !(s.flags & SHF_EXECINSTR) && s.size >= 80 && s.name !== '.nv_fatbin' && s.name !== '.hip_fatbin' && !s.name.startsWith('.debug');
 }
@@ -42,7 +43,10 @@ export async function readFatbins(src: ByteSource, signal?: AbortSignal): Promis
   const isCuda = sections.some((x) => x.name === '.nv_fatbin' || x.name === '.nvFatBinSegment');
   if (isCuda) {
     for (const s of sections.filter((x) => x.name === '.nv_fatbin')) containers.push(...(await readNvSection(src, s, true, signal)));
-    for (const s of sections.filter(mayHoldNvFatbins)) containers.push(...(await readNvSection(src, s, false, signal)));
+    for (const s of sections.filter(mayHoldNvFatbins)) {
+      const fatbins = await readNvSection(src, s, false, signal);
+      containers.push(...fatbins, ...(await readZstdCubins(src, s, fatbins, signal)));
+    }
   }
   containers.sort((a, b) => a.offset - b.offset);
   const format = containers.length === 0 ? null : containers.some((c) => c.format === 'hip') ? 'hip' : 'cuda';

@@ -16,6 +16,10 @@
  * - NVIDIA fatbin: rewritten at the same start with only the kept entries
  *   (headers and payloads byte-identical) one after another, its size field
  *   updated; the rest of its old range becomes a hole.
+ * - Bare zstd cubin (one CUDA ELF compressed on its own, found in a data
+ *   section): a dropped one becomes a hole. The library reaches it through a
+ *   pointer to its first byte and decompresses it only to load that kernel,
+ *   which it never does on a GPU of another arch.
  */
 import { encodeBundleHeader } from './clang-bundle.js';
 import type { FatbinContainer, FatbinEntry, FatbinFormat } from './types.js';
@@ -94,7 +98,8 @@ export function planPrune(format: FatbinFormat, containers: readonly FatbinConta
     else if (c.kind === 'compressed-bundle') {
       plan.drop.push({ offset: c.offset, size: c.size });
       plan.ops.push({ kind: 'rebuild', container: c, keep: kept });
-    } else planNvFatbin(plan, c, kept);
+    } else if (c.kind === 'zstd-cubin') plan.drop.push({ offset: c.offset, size: c.size });
+    else planNvFatbin(plan, c, kept);
   }
   plan.drop = normalize(plan.drop);
   return plan;

@@ -38,7 +38,8 @@ export interface FatbinEntry {
 /** One container of entries, and where it lies in the file. */
 export interface FatbinContainer {
   format: FatbinFormat;
-  kind: 'bundle' | 'compressed-bundle' | 'nv-fatbin';
+  /** `zstd-cubin`: one CUDA ELF as a bare zstd frame in a data section (cuBLASLt's `.ldata`). */
+  kind: 'bundle' | 'compressed-bundle' | 'nv-fatbin' | 'zstd-cubin';
   /** The ELF section it was found in. */
   section: string;
   /** File offset of its first byte. */

@@ -36,7 +36,7 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { type: 'boolean', short: 'h' },
 };
 
-const CONTAINER_NAMES: Record<FatbinContainer['kind'], string> = { bundle: 'bundle', 'compressed-bundle': 'compressed bundle', 'nv-fatbin': 'fatbin' };
+const CONTAINER_NAMES: Record<FatbinContainer['kind'], string> = { bundle: 'bundle', 'compressed-bundle': 'compressed bundle', 'nv-fatbin': 'fatbin', 'zstd-cubin': 'zstd cubin' };
 
 function plural(n: number, word: string): string {
   if (n === 1) return `${n} ${word}`;
