@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants as zc, createGunzip, createGzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
+import { ParallelGzip } from './gzip-parallel.js';
 import { RocmflowError, missingTool } from '../errors.js';
 import { openDecompressed as openArchive } from '../archive/compression.js';
 import { DigestStream, type Digest } from './digest-stream.js';
@@ -40,7 +41,8 @@ export interface Compressor {
 /**
  * Compress into `out` while hashing both sides. zstd runs as a child process
  * (`zstd -T0`: multithreaded zstd output does not depend on the thread count,
- * so it stays reproducible across machines); gzip uses zlib, whose header
+ * so it stays reproducible across machines); gzip runs on every core as a
+ * run of members (ParallelGzip), each with zlib's header, which
  * carries no file name and a zero mtime, so it is deterministic too.
  */
 export function createCompressor(out: Writable, opts: CompressOptions): Compressor {
@@ -50,7 +52,7 @@ export function createCompressor(out: Writable, opts: CompressOptions): Compress
   let work: Promise<unknown>;
   if (opts.format === 'gzip') {
     const level = checkLevel(opts.level ?? 6, 1, 9, 'gzip');
-    work = pipeline(raw, createGzip({ level, memLevel: 9, strategy: zc.Z_DEFAULT_STRATEGY }), packed, out, { signal });
+    work = pipeline(raw, new ParallelGzip({ level }), packed, out, { signal });
   } else if (opts.format === 'zstd') {
     const level = checkLevel(opts.level ?? LAYER_ZSTD_LEVEL, 1, 22, 'zstd');
     const args = ['-T0', '-q', `-${level}`, '-c', ...(level > 19 ? ['--ultra'] : [])];

@@ -19,6 +19,14 @@ export type OciLayerInput = (
       blob: string;
       /** sha256 of the uncompressed tar; computed by decompressing when absent. */
       diffId?: string;
+      /**
+       * What the blob's writer recorded in the same pass (a snapshot's
+       * manifest): when the blob hashes to `digest`, its diff_id is taken
+       * from here instead of decompressing the whole blob again. A wrong
+       * record can only give an image that runtimes refuse (they check every
+       * layer against its diff_id), never other content.
+       */
+      recorded?: { digest: string; diffId: string; uncompressedSize: number };
     }
   | {
       /** A directory, an explicit source list, or entries already resolved, to tar now. */
@@ -129,7 +137,7 @@ export async function writeOciImage(opts: OciImageOptions): Promise<OciImage> {
     const layers: LayerInfo[] = [];
     for (const [i, l] of opts.layers.entries()) {
       opts.onProgress?.(`layer ${i + 1}/${opts.layers.length}`, 0);
-      layers.push('blob' in l ? await addBlob(blobs, l.blob, l.diffId, opts.signal) : 'layer' in l ? await linkLayer(blobs, l.layer) : await buildLayer(blobs, l, opts, created, i));
+      layers.push('blob' in l ? await addBlob(blobs, l.blob, l.diffId, opts.signal, l.recorded) : 'layer' in l ? await linkLayer(blobs, l.layer) : await buildLayer(blobs, l, opts, created, i));
     }
     const stamp = new Date(created * 1000).toISOString().replace('.000Z', 'Z');
     const config = imageConfig(opts, layers, stamp);
@@ -256,7 +264,7 @@ async function linkLayer(blobs: string, layer: LayerInfo): Promise<LayerInfo> {
 }
 
 /** Put an existing blob in the layout (hardlinked when possible) and hash it to get its digest. */
-async function addBlob(blobs: string, blob: string, diffId: string | undefined, signal?: AbortSignal): Promise<LayerInfo> {
+async function addBlob(blobs: string, blob: string, diffId: string | undefined, signal?: AbortSignal, recorded?: { digest: string; diffId: string; uncompressedSize: number }): Promise<LayerInfo> {
   const compression = await detectCompression(blob).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') throw new RocmflowError('E_NOT_FOUND', `layer blob ${blob} not found`, { exitCode: 2 });
     throw e;
@@ -268,6 +276,9 @@ async function addBlob(blobs: string, blob: string, diffId: string | undefined, 
   if (compression === 'none') {
     if (diffId && diffId !== digest) throw new RocmflowError('E_LAYER_MISMATCH', `layer ${blob}: its digest is ${digest}, not the diff_id given (${diffId})`);
     diffId = digest;
+  } else if (recorded && recorded.digest === digest && (!diffId || diffId === recorded.diffId)) {
+    diffId = recorded.diffId;
+    uncompressedSize = recorded.uncompressedSize;
   } else {
     // a compressed blob's diff_id is checked, not trusted: a wrong one makes every runtime refuse the image
     const u = await openDecompressed(tmp, signal);

@@ -19,7 +19,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeOciImage, runtimeLabels, type OciImage, type OciLayerInput } from '../image/oci.js';
-import { readManifest } from '../image/snapshot-manifest.js';
+import { readManifest, type SnapshotManifest } from '../image/snapshot-manifest.js';
 import { layerEntries } from '../image/layer.js';
 import type { TarEntry, TarSource } from '../image/tar-entries.js';
 import type { Progress, ProgressHandle } from '../plugin/types.js';
@@ -173,12 +173,24 @@ export function imageMode(e: TarEntry): TarEntry {
 
 const normalized = async (from: string | readonly TarSource[]) => ({ entries: (await layerEntries(from)).map(imageMode) });
 
-/** A snapshot is this image's GPU runtime layer as is when it unpacks under opt/rocm/ (snapshot-rocm writes it so). */
-async function snapshotUsable(archive: string | undefined): Promise<boolean> {
-  if (!archive || !existsSync(archive)) return false;
+/**
+ * A snapshot is this image's GPU runtime layer as is when it unpacks under
+ * opt/rocm/ (snapshot-rocm writes it so); its manifest's layer record (both
+ * digests, from the pass that wrote it) comes along.
+ */
+async function usableSnapshot(archive: string | undefined): Promise<SnapshotManifest['layer'] | null> {
+  if (!archive || !existsSync(archive)) return null;
   const m = await readManifest(archive.replace(/\.tar\.zst$/, '.manifest.json')).catch(() => null);
   const rocm = ROCM_MOUNT.slice(1);
-  return !!m && m.files.length > 0 && m.files.every((f) => rocm === f.path || rocm.startsWith(`${f.path}/`) || f.path.startsWith(`${rocm}/`));
+  if (!m || m.files.length === 0 || !m.files.every((f) => rocm === f.path || rocm.startsWith(`${f.path}/`) || f.path.startsWith(`${rocm}/`))) return null;
+  return m.layer;
+}
+
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+/** The manifest's record of its layer, when it is well-formed (the manifest may come from a shared cache). */
+function layerRecord(l: SnapshotManifest['layer']): { digest: string; diffId: string; uncompressedSize: number } | undefined {
+  const ok = DIGEST_RE.test(String(l.digest)) && DIGEST_RE.test(String(l.diffId)) && Number.isSafeInteger(l.uncompressedSize) && l.uncompressedSize >= 0;
+  return ok ? { digest: l.digest, diffId: l.diffId, uncompressedSize: l.uncompressedSize } : undefined;
 }
 
 export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<RuntimeImages> {
@@ -230,14 +242,15 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
   });
   mark('minimal');
 
-  const reusedSnapshot = await snapshotUsable(o.rocmSnapshot);
+  const snapshot = await usableSnapshot(o.rocmSnapshot);
+  const reusedSnapshot = !!snapshot;
   const under = (mount: string) => (e: TarSource) => e.path === mount.slice(1) || e.path.startsWith(`${mount.slice(1)}/`);
   const rocm = o.full.filter(under(ROCM_MOUNT));
   const llama = o.full.filter(under(LLAMA_MOUNT));
   const system = o.full.filter((e) => !rocm.includes(e) && !llama.includes(e));
   const lower: OciLayerInput[] = [];
   if (system.length) lower.push({ from: await normalized(system), comment: 'host system library directories' });
-  if (reusedSnapshot) lower.push({ blob: o.rocmSnapshot!, comment: 'rocmflow snapshot-rocm' });
+  if (snapshot) lower.push({ blob: o.rocmSnapshot!, recorded: layerRecord(snapshot), comment: 'rocmflow snapshot-rocm' });
   else if (rocm.length) lower.push({ from: await normalized(rocm), comment: 'GPU runtime tree' });
   // the full image's layout is kept until the base image has linked its lower layers
   const layout = await mkdtemp(join(o.workDir ?? tmpdir(), 'full-layout-'));

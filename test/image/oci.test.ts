@@ -121,6 +121,16 @@ describe('OCI images', () => {
     expect(skopeo('inspect', `oci:${d}/det-c/oci:minimal`).Created).toBe('2023-11-14T22:13:20Z');
   });
 
+  it("a blob's recorded diff_id is taken only when the blob hashes to the recorded digest", async () => {
+    const wrong = `sha256:${'1'.repeat(64)}`;
+    // the record matches the blob: its diff_id is used as it stands (here a wrong one, to show nothing was recomputed)
+    const taken = await writeOciImage(image('zstd', join(d, 'rec-a'), { layers: [{ blob: snap.archive, recorded: { digest: snap.digest, diffId: wrong, uncompressedSize: 5 } }], ociArchive: undefined, dockerArchive: undefined }));
+    expect(taken.layers[0]).toMatchObject({ digest: snap.digest, diffId: wrong, uncompressedSize: 5 });
+    // a record for other bytes: the blob is decompressed and its own diff_id computed
+    const other = await writeOciImage(image('zstd', join(d, 'rec-b'), { layers: [{ blob: snap.archive, recorded: { digest: wrong, diffId: wrong, uncompressedSize: 5 } }], ociArchive: undefined, dockerArchive: undefined }));
+    expect(other.layers[0]).toMatchObject({ digest: snap.digest, diffId: snap.diffId, uncompressedSize: snap.uncompressedSize });
+  });
+
   it('refuses bad input with clear errors', async () => {
     const out = join(d, 'bad');
     // a ref may be a whole reference (localhost/rocmflow/llama-cpu:minimal), but not any string
