@@ -54,14 +54,15 @@ export async function writeTar(entries: readonly TarEntry[], out: Writable, opts
       opts.onFile?.(e, EMPTY_SHA256);
       continue;
     }
-    const hash = createHash('sha256');
+    // hashed only for a caller that wants the digests (an archive of blobs, e.g. an oci-archive, does not)
+    const hash = opts.onFile ? createHash('sha256') : null;
     let got = 0;
     const fh = await open(e.source!, 'r');
     try {
       for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false }) as AsyncIterable<Buffer>) {
         got += chunk.length;
         if (got > e.size) break;
-        hash.update(chunk);
+        hash?.update(chunk);
         await write(chunk);
         content += chunk.length;
         opts.onProgress?.(content);
@@ -72,7 +73,7 @@ export async function writeTar(entries: readonly TarEntry[], out: Writable, opts
     if (got !== e.size) throw new RocmflowError('E_TREE_CHANGED', `${e.source} changed size while being archived (${e.size} → ${got} bytes)`);
     const pad = (BLOCK - (e.size % BLOCK)) % BLOCK;
     if (pad) await write(ZERO.subarray(0, pad));
-    opts.onFile?.(e, hash.digest('hex'));
+    if (hash) opts.onFile?.(e, hash.digest('hex'));
   }
   await write(ZERO);
   return written;
