@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { link, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { archesOf } from '../fatbin/arches-of.js';
 import { keepFor } from '../fatbin/coverage.js';
 import { pruneFile } from '../fatbin/prune-file.js';
@@ -58,6 +59,8 @@ async function sha256File(file: string): Promise<string> {
 
 const SHARED_LIB = /\.so(\.\d+)*$/;
 
+const PRUNE_CONCURRENCY = Math.min(4, availableParallelism());
+
 /** Prune every shared library of `rootfs` with device code; returns the updated manifest (also written to `manifestPath`) and what was done per file. */
 export async function pruneRootFatbins(
   rootfs: string, manifest: RootManifest, manifestPath: string, opts: PruneRootOptions,
@@ -70,36 +73,38 @@ export async function pruneRootFatbins(
   const files: PrunedFile[] = [];
   const unreadable: string[] = [];
   const updated = new Map<string, ManifestEntry>();
-  for (const e of candidates) {
+  // the files are independent: a few at a time, as each is mostly reading and writing one large file
+  const results: Array<PrunedFile | undefined> = [];
+  const unreadableAt: Array<string | undefined> = [];
+  const one = async (e: ManifestEntry, i: number): Promise<void> => {
     opts.signal?.throwIfAborted();
     const file = posix.join(rootfs, e.path);
-    opts.onProgress?.((done += e.size), total);
     let listing;
     try {
       listing = await archesOf(file, { signal: opts.signal });
     } catch (err) {
       // a library rocmflow cannot parse is shipped as it is, and said so
       if (!isRocmflowError(err) || err.code !== 'E_FATBIN_MALFORMED') throw err;
-      unreadable.push(err.message);
-      continue;
+      unreadableAt[i] = err.message;
+      return;
     }
-    if (!listing.format) continue;
+    if (!listing.format) return;
     const found = Object.keys(listing.arches);
     const before = await stat(file);
     const base = { path: e.path, format: listing.format, arches: listing.arches, apparent: before.size, allocatedBefore: before.blocks * 512, allocatedAfter: before.blocks * 512, leftWhole: 0, dropped: {} };
     const keep = opts.keep ? found.filter((a) => opts.keep!.some((k) => a === k || a.startsWith(`${k}:`))) : keepFor(found, opts.target, { generic: opts.fallback ?? true, ptx: opts.fallback ?? true });
     if (found.length === 0) {
-      files.push({ ...base, keep: [], skipped: 'no code objects (device code elsewhere, e.g. in .kpack archives)' });
-      continue;
+      results[i] = { ...base, keep: [], skipped: 'no code objects (device code elsewhere, e.g. in .kpack archives)' };
+      return;
     }
     if (keep.length === 0) {
       // pruning would remove every code object: leave it as shipped, the coverage check names it
-      files.push({ ...base, keep: [], skipped: `no code for ${opts.keep ? opts.keep.join(',') : opts.target}: left whole` });
-      continue;
+      results[i] = { ...base, keep: [], skipped: `no code for ${opts.keep ? opts.keep.join(',') : opts.target}: left whole` };
+      return;
     }
     if (keep.length === found.length) {
-      files.push({ ...base, keep, skipped: 'carries only kept arches' });
-      continue;
+      results[i] = { ...base, keep, skipped: 'carries only kept arches' };
+      return;
     }
     // hard links of this file: pruning writes a new file under the old name, so link them again afterwards
     const r = await pruneFile(file, file, { keep, signal: opts.signal });
@@ -112,12 +117,32 @@ export async function pruneRootFatbins(
         throw err;
       });
     }
-    files.push({ ...base, keep: r.keep, dropped: r.dropped, allocatedAfter: r.sizes.allocated, leftWhole: r.leftWhole.length });
+    results[i] = { ...base, keep: r.keep, dropped: r.dropped, allocatedAfter: r.sizes.allocated, leftWhole: r.leftWhole.length };
     updated.set(e.path, {
       ...e, size: r.sizes.apparent, sha256: await sha256File(file),
       pruned: { keep: r.keep, dropped: r.dropped, allocatedBefore: before.blocks * 512, allocatedAfter: r.sizes.allocated },
     });
-  }
+  };
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < candidates.length && !failed) {
+      const i = next++;
+      try {
+        await one(candidates[i]!, i);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+      opts.onProgress?.((done += candidates[i]!.size), total);
+    }
+  };
+  // every file in flight finishes (or fails) before the first failure is reported: nothing is left writing
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(PRUNE_CONCURRENCY, candidates.length) }, worker));
+  const failure = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failure) throw failure.reason;
+  files.push(...results.filter((r): r is PrunedFile => !!r));
+  unreadable.push(...unreadableAt.filter((u): u is string => !!u));
   const entries = manifest.entries.map((e) => updated.get(e.path) ?? e);
   const primaries = entries.filter((e) => e.type === 'file' && !e.hardlinkOf);
   const result: RootManifest = { entries, files: primaries.length, bytes: primaries.reduce((n, e) => n + e.size, 0) };
