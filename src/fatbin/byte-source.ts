@@ -6,6 +6,9 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { RocmflowError } from '../errors.js';
 
+const SMALL_READ = 16 << 10;
+const WINDOW = 256 << 10;
+
 /** The most one read may ask for: parsers read headers, never payloads, in one go. */
 export const MAX_READ = 16 << 20;
 
@@ -47,9 +50,21 @@ export async function openFileSource(file: string): Promise<ByteSource> {
     throw new RocmflowError('E_FATBIN_READ', `${file} is not a regular file`);
   }
   const size = st.size;
+  // parsers walk headers with many small reads in file order: each small read
+  // that misses loads a window, and the next ones are served from it (a new
+  // buffer per window, so bytes handed out earlier stay valid)
+  let window: { pos: number; buf: Buffer } | null = null;
   const readUpTo = async (pos: number, len: number) => {
     check(file, size, pos, len, false);
     const n = Math.max(0, Math.min(len, size - pos));
+    if (n <= SMALL_READ) {
+      if (!window || pos < window.pos || pos + n > window.pos + window.buf.length) window = { pos, buf: await readAt(pos, Math.min(WINDOW, size - pos)) };
+      const at = pos - window.pos;
+      return window.buf.subarray(at, Math.min(at + n, window.buf.length));
+    }
+    return readAt(pos, n);
+  };
+  const readAt = async (pos: number, n: number) => {
     const buf = Buffer.allocUnsafe(n);
     let got = 0;
     while (got < n) {

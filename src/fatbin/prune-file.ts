@@ -25,6 +25,8 @@ export interface PruneOptions {
    */
   keep: readonly string[];
   signal?: AbortSignal;
+  /** The file's containers, when the caller has just read them (archesOf): not parsed a second time. */
+  listing?: { format: FatbinFormat | null; containers: FatbinContainer[] };
 }
 
 /** What a prune did: sizes, and what was removed from where. */
@@ -64,7 +66,7 @@ export async function pruneFile(file: string, dest: string, opts: PruneOptions):
   const existing = await lstat(dest).catch(() => null);
   if (existing?.isSymbolicLink()) throw new RocmflowError('E_FATBIN_DEST', `${dest} is a symbolic link: prune the file it points to`);
   return withFileSource(file, async (src) => {
-    const { format, containers } = await readFatbins(src, opts.signal);
+    const { format, containers } = opts.listing ?? (await readFatbins(src, opts.signal));
     if (!format) throw new RocmflowError('E_FATBIN_NONE', `${file}: no device code (.hip_fatbin or .nv_fatbin) to prune`);
     const plan = planPrune(format, containers, opts.keep);
     const srcStat = await stat(file);

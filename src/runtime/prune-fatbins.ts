@@ -107,7 +107,7 @@ export async function pruneRootFatbins(
       return;
     }
     // hard links of this file: pruning writes a new file under the old name, so link them again afterwards
-    const r = await pruneFile(file, file, { keep, signal: opts.signal });
+    const r = await pruneFile(file, file, { keep, signal: opts.signal, listing });
     for (const other of linksTo.get(e.path) ?? []) {
       const to = posix.join(rootfs, other);
       const tmp = `${to}.rocmflow-link-${process.pid}`;
