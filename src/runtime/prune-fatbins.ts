@@ -6,8 +6,6 @@
  * Run after stripping (strip rewrites a file densely, filling the holes) and
  * before verification, so the pruned root is the one proven to work.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { link, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { availableParallelism } from 'node:os';
@@ -17,6 +15,7 @@ import { pruneFile } from '../fatbin/prune-file.js';
 import type { FatbinFormat } from '../fatbin/types.js';
 import type { ManifestEntry, RootManifest } from './assemble.js';
 import { isRocmflowError } from '../errors.js';
+import { sha256File } from '../util/sha256-file.js';
 
 /** What to keep: the target's code (plus its generic ISA / PTX when `fallback`), or an explicit list of arches. */
 export interface PruneRootOptions {
@@ -49,12 +48,6 @@ export interface PrunedFile {
   leftWhole: number;
   /** Set when the file was not pruned, and why. */
   skipped?: string;
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 const SHARED_LIB = /\.so(\.\d+)*$/;

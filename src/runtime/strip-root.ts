@@ -5,12 +5,13 @@
  * one proven to work. ELF interpreters, hard-linked files and ELF files of
  * other machines (GPU code objects) are left alone.
  */
-import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { open, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { posix } from 'node:path';
 import { missingTool, RocmflowError } from '../errors.js';
-import type { RootManifest } from './assemble.js';
+import type { ManifestEntry, RootManifest } from './assemble.js';
+import { sha256File } from '../util/sha256-file.js';
 
 /** e_machine of this host's own ELF files (x86-64 62, AArch64 183). */
 const HOST_MACHINE: number | null = ({ x64: 62, arm64: 183, ppc64: 21, s390x: 22, riscv64: 243 } as Record<string, number>)[process.arch] ?? null;
@@ -51,26 +52,29 @@ export async function stripRoot(
   const linked = new Set(manifest.entries.flatMap((e) => (e.hardlinkOf ? [e.path, e.hardlinkOf] : [])));
   let saved = 0;
   let stripped = 0;
-  const entries = [];
   const total = manifest.entries.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
   let done = 0;
-  for (const e of manifest.entries) {
-    if (e.type === 'file') opts.onProgress?.((done += e.size), total);
-    if (e.type !== 'file' || e.reason === 'interpreter' || linked.has(e.path)) {
-      entries.push(e);
-      continue;
+  // strip is a process per file: as many at a time as there are cores, the manifest kept in order
+  const entries: ManifestEntry[] = [...manifest.entries];
+  const todo = manifest.entries.map((e, i) => [e, i] as const).filter(([e]) => e.type === 'file');
+  let next = 0;
+  const worker = async () => {
+    while (next < todo.length) {
+      const [e, i] = todo[next++]!;
+      if (e.reason !== 'interpreter' && !linked.has(e.path)) {
+        const file = posix.join(rootfs, e.path);
+        if (await isHostElf(file)) {
+          await strip(file);
+          const size = (await stat(file)).size;
+          saved += e.size - size;
+          stripped++;
+          entries[i] = { ...e, size, sha256: await sha256File(file) };
+        }
+      }
+      opts.onProgress?.((done += e.size), total);
     }
-    const file = posix.join(rootfs, e.path);
-    if (!(await isHostElf(file))) {
-      entries.push(e);
-      continue;
-    }
-    await strip(file);
-    const size = (await stat(file)).size;
-    saved += e.size - size;
-    stripped++;
-    entries.push({ ...e, size, sha256: createHash('sha256').update(await readFile(file)).digest('hex') });
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(availableParallelism(), todo.length) }, worker));
   const files = entries.filter((e) => e.type === 'file' && !e.hardlinkOf);
   const updated: RootManifest = { entries, files: files.length, bytes: files.reduce((n, e) => n + e.size, 0) };
   await writeFile(manifestPath, JSON.stringify(updated, null, 2) + '\n');
