@@ -121,7 +121,11 @@ export interface RuntimeImages {
   base: NamedImage;
   /** True when the snapshot archive became the ROCm layer as is. */
   reusedSnapshot: boolean;
-  /** Milliseconds per image (each includes its layers and archives), for the report. */
+  /**
+   * Milliseconds per image (each includes its layers and archives), for the
+   * report. The minimal image is written while the full and base images are,
+   * so its time overlaps theirs.
+   */
   timings: Record<ImageKind, number>;
 }
 
@@ -219,28 +223,39 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
       : { entrypoint: [SERVER], env: { ...env, ...SERVE_ENV }, exposedPorts: ['8080/tcp'], labels };
     return { name, annotations, config, ref: name, created: p.created, signal: o.signal };
   };
-  let bar: { label: string; handle: ProgressHandle } | null = null;
-  const progress = (image: string) => (step: string, done?: number, total?: number) => {
+  // one bar per image: the minimal image is written while the full and base images are
+  const bars = new Map<ImageKind, { label: string; handle: ProgressHandle } | null>();
+  const progress = (image: ImageKind) => (step: string, done?: number, total?: number) => {
     const label = `${image} image: ${step}`;
+    let bar = bars.get(image) ?? null;
     if (bar?.label !== label) {
       bar?.handle.done();
       bar = o.progress ? { label, handle: o.progress.start(label, { unit: 'bytes', total }) } : null;
+      bars.set(image, bar);
     }
     if (done !== undefined) bar?.handle.update(done, total);
   };
-
+  const endBar = (image: ImageKind) => {
+    bars.get(image)?.handle.done();
+    bars.set(image, null);
+  };
   const timings = {} as Record<ImageKind, number>;
-  let since = performance.now();
-  const mark = (kind: ImageKind) => ((timings[kind] = Math.round(performance.now() - since)), (since = performance.now()));
-  const minimal = await writeOciImage({
+  const timed = async <T>(kind: ImageKind, work: () => Promise<T>): Promise<T> => {
+    const since = performance.now();
+    const r = await work();
+    timings[kind] = Math.round(performance.now() - since);
+    endBar(kind);
+    return r;
+  };
+
+  const writeMinimal = () => timed('minimal', async () => writeOciImage({
     ...describe('minimal'),
     layers: [{ from: await normalized(o.rootfs), comment: `rocmflow trim-runtime (${o.target}, trimmed root)` }],
     ociArchive: join(o.outDir, 'minimal.oci.tar'),
     dockerArchive: join(o.outDir, 'minimal.docker.tar'),
     repoTag: imageName(o.target, 'minimal'),
     onProgress: progress('minimal'),
-  });
-  mark('minimal');
+  }));
 
   const snapshot = await usableSnapshot(o.rocmSnapshot);
   const reusedSnapshot = !!snapshot;
@@ -248,37 +263,44 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
   const rocm = o.full.filter(under(ROCM_MOUNT));
   const llama = o.full.filter(under(LLAMA_MOUNT));
   const system = o.full.filter((e) => !rocm.includes(e) && !llama.includes(e));
-  const lower: OciLayerInput[] = [];
-  if (system.length) lower.push({ from: await normalized(system), comment: 'host system library directories' });
-  if (snapshot) lower.push({ blob: o.rocmSnapshot!, recorded: layerRecord(snapshot), comment: 'rocmflow snapshot-rocm' });
-  else if (rocm.length) lower.push({ from: await normalized(rocm), comment: 'GPU runtime tree' });
   // the full image's layout is kept until the base image has linked its lower layers
   const layout = await mkdtemp(join(o.workDir ?? tmpdir(), 'full-layout-'));
   try {
-    const full = await writeOciImage({
-      ...describe('full'),
-      layers: [...lower, { from: await normalized(llama), comment: 'llama.cpp install' }],
-      ociDir: join(layout, 'oci'),
-      ociArchive: join(o.outDir, 'full.oci.tar'),
-      onProgress: progress('full'),
-    });
-    mark('full');
-    const shared = full.layers.slice(0, lower.length);
-    const base = await writeOciImage({
-      ...describe('base'),
-      // an image needs a layer: a target with neither system libraries nor a GPU runtime gets an empty one
-      layers: shared.length ? shared.map((layer, i) => ({ layer, comment: lower[i]!.comment })) : [{ from: [], comment: 'empty' }],
-      ociArchive: join(o.outDir, 'base.oci.tar'),
-      onProgress: progress('base'),
-    });
-    mark('base');
-    (bar as { handle: ProgressHandle } | null)?.handle.done();
+    const writeFullAndBase = async () => {
+      const lower: OciLayerInput[] = [];
+      if (system.length) lower.push({ from: await normalized(system), comment: 'host system library directories' });
+      if (snapshot) lower.push({ blob: o.rocmSnapshot!, recorded: layerRecord(snapshot), comment: 'rocmflow snapshot-rocm' });
+      else if (rocm.length) lower.push({ from: await normalized(rocm), comment: 'GPU runtime tree' });
+      const full = await timed('full', async () => writeOciImage({
+        ...describe('full'),
+        layers: [...lower, { from: await normalized(llama), comment: 'llama.cpp install' }],
+        ociDir: join(layout, 'oci'),
+        ociArchive: join(o.outDir, 'full.oci.tar'),
+        onProgress: progress('full'),
+      }));
+      const shared = full.layers.slice(0, lower.length);
+      const base = await timed('base', () => writeOciImage({
+        ...describe('base'),
+        // an image needs a layer: a target with neither system libraries nor a GPU runtime gets an empty one
+        layers: shared.length ? shared.map((layer, i) => ({ layer, comment: lower[i]!.comment })) : [{ from: [], comment: 'empty' }],
+        ociArchive: join(o.outDir, 'base.oci.tar'),
+        onProgress: progress('base'),
+      }));
+      return { full, base };
+    };
+    // the two are independent: the minimal image's compression overlaps the full image's copying and hashing.
+    // Both settle before a failure is reported, so nothing is left writing into outDir.
+    const [m, fb] = await Promise.allSettled([writeMinimal(), writeFullAndBase()]);
+    if (m.status === 'rejected') throw m.reason;
+    if (fb.status === 'rejected') throw fb.reason;
+    const { full, base } = fb.value;
+    const minimal = m.value;
     return {
       minimal: { ...minimal, name: imageName(o.target, 'minimal') },
       full: { ...full, ociDir: undefined, name: imageName(o.target, 'full') },
       base: { ...base, name: imageName(o.target, 'base') },
       reusedSnapshot,
-      timings,
+      timings: Object.fromEntries(IMAGE_KINDS.map((k) => [k, timings[k]])) as Record<ImageKind, number>,
     };
   } finally {
     await rm(layout, { recursive: true, force: true });
