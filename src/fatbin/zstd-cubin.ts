@@ -32,6 +32,8 @@ export interface ZstdFrame {
   headerSize: number;
   /** Bytes from the magic to the end of the first block. */
   firstBlockEnd: number;
+  /** The frame needs a dictionary (its header names one). */
+  dictionary: boolean;
 }
 
 /** The frame at `at`, which must end by `end`; null when it is not a well-formed zstd frame. */
@@ -73,7 +75,7 @@ export async function readZstdFrame(src: ByteSource, at: number, end: number): P
   }
   if (checksum) p += 4;
   if (p > end) return null;
-  return { size: p - at, contentSize, headerSize, firstBlockEnd };
+  return { size: p - at, contentSize, headerSize, firstBlockEnd, dictionary: dictFlag !== 0 };
 }
 
 /**
@@ -94,15 +96,25 @@ export function cudaElfArch(head: Uint8Array): string | null {
   return sm >= 10 ? `sm_${sm}` : null;
 }
 
-/** The first decompressed bytes of a frame (its first block), or null when they do not decode. */
+/**
+ * The first decompressed bytes of a frame (its first block), or null when
+ * they do not decode. The block is decoded as a frame of its own: a header
+ * with a 128 KiB window (all a first block can refer back to) and no content
+ * size, then the block marked last. The decoder then needs 128 KiB, not the
+ * frame's own window (megabytes, for each of hundreds of frames).
+ */
 async function frameHead(src: ByteSource, at: number, f: ZstdFrame): Promise<Uint8Array | null> {
-  const bytes = await src.read(at, f.firstBlockEnd);
+  if (f.dictionary) return null; // a frame that needs a dictionary is not one rocmflow can read
+  const block = Buffer.from(await src.read(at + f.headerSize, f.firstBlockEnd - f.headerSize));
+  block[0] = block[0]! | 1;
+  // magic, descriptor (no content size, not single-segment, no checksum, no dictionary), window 2^17
+  const mini = Buffer.concat([MAGIC, Buffer.from([0x00, 0x38]), block]);
   let head: Uint8Array | null = null;
   try {
     const d = new Decompress((chunk) => {
       if (!head) head = chunk;
     });
-    d.push(bytes);
+    d.push(mini, true);
   } catch {
     return null;
   }
