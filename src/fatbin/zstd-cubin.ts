@@ -103,7 +103,7 @@ export function cudaElfArch(head: Uint8Array): string | null {
  * size, then the block marked last. The decoder then needs 128 KiB, not the
  * frame's own window (megabytes, for each of hundreds of frames).
  */
-async function frameHead(src: ByteSource, at: number, f: ZstdFrame): Promise<Uint8Array | null> {
+export async function zstdFrameHead(src: ByteSource, at: number, f: ZstdFrame): Promise<Uint8Array | null> {
   if (f.dictionary) return null; // a frame that needs a dictionary is not one rocmflow can read
   const block = Buffer.from(await src.read(at + f.headerSize, f.firstBlockEnd - f.headerSize));
   block[0] = block[0]! | 1;
@@ -143,7 +143,7 @@ export async function readZstdCubins(
     if (inside(next)) continue;
     const f = await readZstdFrame(src, next, end);
     if (!f) continue;
-    const head = await frameHead(src, next, f);
+    const head = await zstdFrameHead(src, next, f);
     const arch = head && cudaElfArch(head);
     if (!arch) continue;
     out.push({

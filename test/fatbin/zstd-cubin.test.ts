@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { archesOf } from '../../src/fatbin/arches-of.js';
 import { bufferSource } from '../../src/fatbin/byte-source.js';
 import { pruneFile } from '../../src/fatbin/prune-file.js';
-import { readZstdFrame } from '../../src/fatbin/zstd-cubin.js';
+import { readZstdFrame, zstdFrameHead } from '../../src/fatbin/zstd-cubin.js';
 import { rocmflow } from '../helpers/cli.js';
 import { cleanTemps, fixture, readelfSections, sha256, temp } from './helpers.js';
 
@@ -110,8 +110,25 @@ describe('zstd-compressed cubins in a data section', () => {
         expect(f?.size).toBe(frame.length);
         expect(f?.contentSize === null || f?.contentSize === input.length).toBe(true);
         expect(await readZstdFrame(bufferSource(frame, 'frame'), 0, frame.length - 1)).toBeNull();
+        // the first block, decoded alone with a small window, is the input's start
+        const head = await zstdFrameHead(bufferSource(padded, 'frame'), 0, f!);
+        if (input.length) expect(head && head.length > 0 && Buffer.from(head).equals(input.subarray(0, head.length))).toBe(true);
       }),
       { numRuns: 25 },
     );
+  });
+
+  it('the first block of a large frame with a window of megabytes decodes alone', async () => {
+    const input = readFileSync(new URL('../../node_modules/typescript/lib/typescript.js', import.meta.url)).subarray(0, 3 << 20);
+    for (const level of ['-19', '-3']) {
+      // from a pipe: zstd cannot shrink the window to the input's size, so the frame asks for its level's full window
+      const frame = execFileSync('zstd', ['-q', '-c', level], { input, maxBuffer: 64 << 20 });
+      expect(frame[4]! & 0x20).toBe(0); // a window descriptor, not single-segment: the frame's window is its own
+      const f = (await readZstdFrame(bufferSource(frame, 'frame'), 0, frame.length))!;
+      expect(f.size).toBe(frame.length);
+      const head = (await zstdFrameHead(bufferSource(frame, 'frame'), 0, f))!;
+      expect(head.length).toBeGreaterThan(1000);
+      expect(Buffer.from(head).equals(input.subarray(0, head.length))).toBe(true);
+    }
   });
 });
