@@ -242,10 +242,12 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
   const timings = {} as Record<ImageKind, number>;
   const timed = async <T>(kind: ImageKind, work: () => Promise<T>): Promise<T> => {
     const since = performance.now();
-    const r = await work();
-    timings[kind] = Math.round(performance.now() - since);
-    endBar(kind);
-    return r;
+    try {
+      return await work();
+    } finally {
+      timings[kind] = Math.round(performance.now() - since);
+      endBar(kind);
+    }
   };
 
   const writeMinimal = () => timed('minimal', async () => writeOciImage({
