@@ -1,3 +1,5 @@
+# Decompress every zstd frame in libcublasLt's .ldata and read the CUDA ELF inside; list symbols and
+# relocations that point into .ldata. Usage: python3 probe-frames.py OUT.txt (ZSTD: the zstd command)
 import struct, sys, glob, os, collections, subprocess, re
 path = os.path.realpath(sorted(glob.glob('/usr/local/cuda*/targets/x86_64-linux/lib/libcublasLt.so.*.*'))[0])
 data = open(path, 'rb').read()
@@ -19,7 +21,7 @@ p('bytes before first frame: entropy region 0..', pos[0])
 byarch = collections.Counter(); bykind = collections.Counter(); n = 0
 for k, at in enumerate(pos):
     nxt = pos[k + 1] if k + 1 < len(pos) else len(b)
-    r = subprocess.run(['/tmp/z/usr/bin/zstd', '-dc'], input=b[at:nxt], capture_output=True)
+    r = subprocess.run([os.environ.get('ZSTD', 'zstd'), '-dc'], input=b[at:nxt], capture_output=True)
     o = r.stdout
     archs = sorted(set(re.findall(rb'-arch (sm_\d+[af]?|compute_\d+)', o[:1 << 20])))
     kind = 'fatbin' if o[:4] == b'\x50\xed\x55\xba' else 'elf' if o[:4] == b'\x7fELF' else o[:8].hex()

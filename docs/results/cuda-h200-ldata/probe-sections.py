@@ -1,3 +1,5 @@
+# Section and program headers of CUDA's libcublasLt, and per-MiB entropy and magic counts of its
+# data sections. Usage: python3 probe-sections.py > OUT.txt
 import struct, sys, math, glob, os, collections
 cands = sorted(glob.glob('/usr/local/cuda*/targets/x86_64-linux/lib/libcublasLt.so.*.*')) + sorted(glob.glob('/usr/local/cuda*/lib64/libcublasLt.so.*.*'))
 path = os.path.realpath(cands[0]); print('file', path, os.path.getsize(path))
