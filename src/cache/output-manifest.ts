@@ -224,8 +224,10 @@ export function restoreOutputs(outDir: string, manifest: OutputManifest, store: 
     }
     made.add(d);
   };
-  // every name is created under a temp name and renamed into place: a rename
-  // replaces whatever is at the destination and never follows a link there
+  // link() and symlink() create a name and never follow or replace what is
+  // there, so most names are made in place with one call; a name that
+  // already exists is made under a temp name and renamed over it (a rename
+  // replaces whatever is at the destination and never follows a link there)
   const tmpName = (dest: string) => `${dirname(dest)}/.rf-restore-${randomBytes(6).toString('hex')}`;
   const place = (tmp: string, dest: string) => {
     try {
@@ -234,6 +236,17 @@ export function restoreOutputs(outDir: string, manifest: OutputManifest, store: 
       rmSync(tmp, { force: true });
       throw e;
     }
+  };
+  const create = (dest: string, make: (name: string) => void) => {
+    try {
+      make(dest);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const tmp = tmpName(dest);
+    make(tmp);
+    place(tmp, dest);
   };
   const dirs: ManifestEntry[] = [];
   const disk: DiskState = {};
@@ -245,26 +258,30 @@ export function restoreOutputs(outDir: string, manifest: OutputManifest, store: 
       dirs.push(e);
       disk[e.path] = `d:${e.mode & 0o7555}`;
     } else if (e.type === 'symlink') {
-      const tmp = tmpName(dest);
-      symlinkSync(e.target!, tmp);
-      place(tmp, dest);
+      create(dest, (name) => symlinkSync(e.target!, name));
       disk[e.path] = `l:${e.target}`;
     } else {
       const blob = store.path(e.sha256!);
       const bst = blobStats.get(e.sha256!)!;
       let linked = false;
-      const tmp = tmpName(dest);
       if ((bst.mode & 0o111) !== 0 === ((e.mode & 0o111) !== 0)) {
         try {
-          linkSync(blob, tmp);
+          create(dest, (name) => linkSync(blob, name));
           linked = true;
         } catch {}
       }
       if (!linked) {
-        copyFileSync(blob, tmp, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
-        chmodSync(tmp, e.mode);
+        // a copy can fail half-way: it is made under a temp name, never at its place
+        const tmp = tmpName(dest);
+        try {
+          copyFileSync(blob, tmp, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
+          chmodSync(tmp, e.mode);
+        } catch (err) {
+          rmSync(tmp, { force: true });
+          throw err;
+        }
+        place(tmp, dest);
       }
-      place(tmp, dest);
       disk[e.path] = linked ? stampOf(bst) : stampOf(lstatSync(dest));
     }
   }
