@@ -46,7 +46,6 @@ export class ParallelGzip extends Transform {
   private pendingBytes = 0;
   private nextId = 0;
   private nextOut = 0;
-  private sent = 0;
   private readonly results = new Map<number, Buffer>();
   private queue: Array<{ id: number; buf: Buffer }> = [];
   private failure: Error | null = null;
@@ -77,7 +76,7 @@ export class ParallelGzip extends Transform {
   override _flush(cb: TransformCallback): void {
     const rest = Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
-    if (this.sent === 0) {
+    if (this.nextId === 0) {
       // one piece or less: not worth a thread; an empty input is still one (empty) gzip member
       try {
         this.push(gzipPiece(rest, this.level));
@@ -108,7 +107,6 @@ export class ParallelGzip extends Transform {
     const own = Buffer.allocUnsafeSlow(piece.length);
     piece.copy(own);
     this.queue.push({ id: this.nextId++, buf: own });
-    this.sent++;
     this.pump();
   }
 

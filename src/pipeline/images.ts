@@ -19,7 +19,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeOciImage, runtimeLabels, type OciImage, type OciLayerInput } from '../image/oci.js';
-import { readManifest, type SnapshotManifest } from '../image/snapshot-manifest.js';
+import { readManifest } from '../image/snapshot-manifest.js';
 import { layerEntries } from '../image/layer.js';
 import type { TarEntry, TarSource } from '../image/tar-entries.js';
 import type { Progress, ProgressHandle } from '../plugin/types.js';
@@ -177,24 +177,22 @@ export function imageMode(e: TarEntry): TarEntry {
 
 const normalized = async (from: string | readonly TarSource[]) => ({ entries: (await layerEntries(from)).map(imageMode) });
 
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+
 /**
  * A snapshot is this image's GPU runtime layer as is when it unpacks under
- * opt/rocm/ (snapshot-rocm writes it so); its manifest's layer record (both
- * digests, from the pass that wrote it) comes along.
+ * opt/rocm/ (snapshot-rocm writes it so). Its manifest's record of both
+ * digests, from the pass that wrote it, comes along when well-formed (the
+ * manifest may come from a shared cache).
  */
-async function usableSnapshot(archive: string | undefined): Promise<SnapshotManifest['layer'] | null> {
+async function usableSnapshot(archive: string | undefined): Promise<{ recorded?: { digest: string; diffId: string; uncompressedSize: number } } | null> {
   if (!archive || !existsSync(archive)) return null;
   const m = await readManifest(archive.replace(/\.tar\.zst$/, '.manifest.json')).catch(() => null);
   const rocm = ROCM_MOUNT.slice(1);
   if (!m || m.files.length === 0 || !m.files.every((f) => rocm === f.path || rocm.startsWith(`${f.path}/`) || f.path.startsWith(`${rocm}/`))) return null;
-  return m.layer;
-}
-
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-/** The manifest's record of its layer, when it is well-formed (the manifest may come from a shared cache). */
-function layerRecord(l: SnapshotManifest['layer']): { digest: string; diffId: string; uncompressedSize: number } | undefined {
-  const ok = DIGEST_RE.test(String(l.digest)) && DIGEST_RE.test(String(l.diffId)) && Number.isSafeInteger(l.uncompressedSize) && l.uncompressedSize >= 0;
-  return ok ? { digest: l.digest, diffId: l.diffId, uncompressedSize: l.uncompressedSize } : undefined;
+  const { digest, diffId, uncompressedSize } = m.layer;
+  const ok = DIGEST_RE.test(String(digest)) && DIGEST_RE.test(String(diffId)) && Number.isSafeInteger(uncompressedSize) && uncompressedSize >= 0;
+  return ok ? { recorded: { digest, diffId, uncompressedSize } } : {};
 }
 
 export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<RuntimeImages> {
@@ -271,7 +269,7 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
     const writeFullAndBase = async () => {
       const lower: OciLayerInput[] = [];
       if (system.length) lower.push({ from: await normalized(system), comment: 'host system library directories' });
-      if (snapshot) lower.push({ blob: o.rocmSnapshot!, recorded: layerRecord(snapshot), comment: 'rocmflow snapshot-rocm' });
+      if (snapshot) lower.push({ blob: o.rocmSnapshot!, recorded: snapshot.recorded, comment: 'rocmflow snapshot-rocm' });
       else if (rocm.length) lower.push({ from: await normalized(rocm), comment: 'GPU runtime tree' });
       const full = await timed('full', async () => writeOciImage({
         ...describe('full'),

@@ -16,6 +16,7 @@ import type { FatbinFormat } from '../fatbin/types.js';
 import type { ManifestEntry, RootManifest } from './assemble.js';
 import { isRocmflowError } from '../errors.js';
 import { sha256File } from '../util/sha256-file.js';
+import { eachLimited } from '../util/limiter.js';
 
 /** What to keep: the target's code (plus its generic ISA / PTX when `fallback`), or an explicit list of arches. */
 export interface PruneRootOptions {
@@ -63,8 +64,6 @@ export async function pruneRootFatbins(
   const candidates = manifest.entries.filter((e) => e.type === 'file' && !e.hardlinkOf && SHARED_LIB.test(e.path));
   const total = candidates.reduce((n, e) => n + e.size, 0);
   let done = 0;
-  const files: PrunedFile[] = [];
-  const unreadable: string[] = [];
   const updated = new Map<string, ManifestEntry>();
   // the files are independent: a few at a time, as each is mostly reading and writing one large file
   const results: Array<PrunedFile | undefined> = [];
@@ -116,26 +115,13 @@ export async function pruneRootFatbins(
       pruned: { keep: r.keep, dropped: r.dropped, allocatedBefore: before.blocks * 512, allocatedAfter: r.sizes.allocated },
     });
   };
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (next < candidates.length && !failed) {
-      const i = next++;
-      try {
-        await one(candidates[i]!, i);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-      opts.onProgress?.((done += candidates[i]!.size), total);
-    }
-  };
   // every file in flight finishes (or fails) before the first failure is reported: nothing is left writing
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(PRUNE_CONCURRENCY, candidates.length) }, worker));
-  const failure = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-  if (failure) throw failure.reason;
-  files.push(...results.filter((r): r is PrunedFile => !!r));
-  unreadable.push(...unreadableAt.filter((u): u is string => !!u));
+  await eachLimited(candidates, PRUNE_CONCURRENCY, async (e, i) => {
+    await one(e, i);
+    opts.onProgress?.((done += e.size), total);
+  });
+  const files = results.filter((r): r is PrunedFile => !!r);
+  const unreadable = unreadableAt.filter((u): u is string => !!u);
   const entries = manifest.entries.map((e) => updated.get(e.path) ?? e);
   const primaries = entries.filter((e) => e.type === 'file' && !e.hardlinkOf);
   const result: RootManifest = { entries, files: primaries.length, bytes: primaries.reduce((n, e) => n + e.size, 0) };

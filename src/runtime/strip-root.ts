@@ -12,6 +12,7 @@ import { posix } from 'node:path';
 import { missingTool, RocmflowError } from '../errors.js';
 import type { ManifestEntry, RootManifest } from './assemble.js';
 import { sha256File } from '../util/sha256-file.js';
+import { eachLimited } from '../util/limiter.js';
 
 /** e_machine of this host's own ELF files (x86-64 62, AArch64 183). */
 const HOST_MACHINE: number | null = ({ x64: 62, arm64: 183, ppc64: 21, s390x: 22, riscv64: 243 } as Record<string, number>)[process.arch] ?? null;
@@ -57,24 +58,19 @@ export async function stripRoot(
   // strip is a process per file: as many at a time as there are cores, the manifest kept in order
   const entries: ManifestEntry[] = [...manifest.entries];
   const todo = manifest.entries.map((e, i) => [e, i] as const).filter(([e]) => e.type === 'file');
-  let next = 0;
-  const worker = async () => {
-    while (next < todo.length) {
-      const [e, i] = todo[next++]!;
-      if (e.reason !== 'interpreter' && !linked.has(e.path)) {
-        const file = posix.join(rootfs, e.path);
-        if (await isHostElf(file)) {
-          await strip(file);
-          const size = (await stat(file)).size;
-          saved += e.size - size;
-          stripped++;
-          entries[i] = { ...e, size, sha256: await sha256File(file) };
-        }
+  await eachLimited(todo, availableParallelism(), async ([e, i]) => {
+    if (e.reason !== 'interpreter' && !linked.has(e.path)) {
+      const file = posix.join(rootfs, e.path);
+      if (await isHostElf(file)) {
+        await strip(file);
+        const size = (await stat(file)).size;
+        saved += e.size - size;
+        stripped++;
+        entries[i] = { ...e, size, sha256: await sha256File(file) };
       }
-      opts.onProgress?.((done += e.size), total);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(availableParallelism(), todo.length) }, worker));
+    opts.onProgress?.((done += e.size), total);
+  });
   const files = entries.filter((e) => e.type === 'file' && !e.hardlinkOf);
   const updated: RootManifest = { entries, files: files.length, bytes: files.reduce((n, e) => n + e.size, 0) };
   await writeFile(manifestPath, JSON.stringify(updated, null, 2) + '\n');

@@ -10,7 +10,7 @@ import { chmodSync, rmSync, statSync } from 'node:fs';
 import { entryBlobs, type ActionEntry } from '../action-entry.js';
 import type { ContentStore } from '../content-store.js';
 import type { RemoteBackend } from './backend.js';
-import { Limiter } from './limiter.js';
+import { Limiter } from '../../util/limiter.js';
 import { parseStoredEntry } from './parse-stored-entry.js';
 import { RemoteError } from './remote-error.js';
 import { signEntry, verifyEntry } from './signing.js';
