@@ -45,9 +45,10 @@ for t in $TARGETS; do
   # the images load: skopeo reads each archive; umoci unpacks the minimal one (after skopeo recompresses its zstd
   # layers as gzip: some umoci versions read no zstd, and some skopeo versions keep zstd under --dest-decompress)
   for img in minimal full base; do
-    a="$state/trim-runtime/images/$img.oci.tar"
-    [ -f "$a" ] || continue
-    skopeo inspect "oci-archive:$a" > "$out/skopeo-$img.json" && echo "$t: skopeo inspect $img: ok ($(du -h "$a" | cut -f1))"
+    a="$state/trim-runtime/images/$img.oci.tar"; ref="oci-archive:$a"
+    [ -f "$a" ] || { a="$state/trim-runtime/images/$img.oci"; ref="oci:$a"; }
+    [ -e "$a" ] || continue
+    skopeo inspect "$ref" > "$out/skopeo-$img.json" && echo "$t: skopeo inspect $img: ok ($(du -sh "$a" | cut -f1))"
   done
   tmp=$(mktemp -d)
   if skopeo copy -q --dest-compress --dest-compress-format gzip "oci-archive:$state/trim-runtime/images/minimal.oci.tar" "oci:$tmp/layout:minimal" && umoci unpack --image "$tmp/layout:minimal" "$tmp/bundle" >/dev/null; then

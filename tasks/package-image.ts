@@ -3,12 +3,14 @@
  * distribution (`exports/<name>.oci.tar.zst` and `.tar.gz`), and a size
  * report comparing them uncompressed and compressed.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { defineTask, RocmflowError, s } from '../src/plugin/core.js';
 import { createCompressor, EXPORT_ZSTD_LEVEL, type Compression } from '../src/image/compress.js';
+import { writeTarFile } from '../src/image/oci.js';
+import { defaultMtime } from '../src/image/tar-writer.js';
 import { humanBytes, sizeReport, type CompressedFormat, type ImageSize } from '../src/image/report.js';
 
 /** `tasks.package-image` options. */
@@ -63,7 +65,16 @@ export default defineTask<PackageImageOptions>({
     await mkdir(exportsDir, { recursive: true });
     const sizes: ImageSize[] = [];
     for (const name of ['full', 'minimal'] as const) {
-      const src = join(trim, 'images', `${name}.oci.tar`);
+      // the full image is an OCI layout (its GPU runtime layer linked from the cache): an export is one oci-archive
+      const layout = join(trim, 'images', `${name}.oci`);
+      let src = join(trim, 'images', `${name}.oci.tar`);
+      if (!existsSync(src) && existsSync(join(layout, 'index.json'))) {
+        const bar = ctx.progress.start(`${name}.oci → oci-archive`, { unit: 'bytes' });
+        src = join(ctx.workDir, `${name}.oci.tar`);
+        await writeTarFile(layout, src, defaultMtime(), ctx.signal, (done, total) => bar.update(done, total));
+        bar.done();
+      }
+      if (!existsSync(src)) throw new RocmflowError('E_MISSING_DEP', `${join(trim, 'images')}: no ${name} image (${name}.oci.tar or ${name}.oci/); rerun trim-runtime`);
       const compressed: Partial<Record<CompressedFormat, number>> = {};
       for (const f of formats) {
         const bar = ctx.progress.start(`${name}.oci.tar → ${f}`, { unit: 'steps', total: 1 });

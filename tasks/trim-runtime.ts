@@ -218,7 +218,7 @@ export default defineTask<TrimRuntimeOptions>({
     const buildInfo = await readJson<Parameters<typeof imageProvenance>[0]['build']>(join(ctx.deps['build-llama']!.outDir, 'build-info.json'));
     const provenance = imageProvenance({ build: buildInfo, runtime: await readJsonIf(join(ctx.deps['fetch-rocm']!.outDir, 'fetch.json')) as never, family: def.family });
     const written = await writeRuntimeImages({
-      rootfs, full: full.entries, rocmSnapshot: rt.runtimeRoot ? snapshot : undefined, outDir: images, workDir: ctx.workDir,
+      rootfs, full: full.entries, rocmSnapshot: rt.runtimeRoot ? snapshot : undefined, isStoredBlob: ctx.isStoredBlob, outDir: images,
       target: ctx.target.name, env: traced.env, devices: def.devices, provenance, rocmflowVersion: rocmflowVersion(), signal: ctx.signal,
       progress: ctx.progress,
       workload: {
@@ -246,8 +246,9 @@ export default defineTask<TrimRuntimeOptions>({
     const imageSizes = Object.fromEntries((['minimal', 'full', 'base'] as const).map((k) => {
       const i = written[k];
       const archives = [i.ociArchive, i.dockerArchive].filter((a): a is string => !!a).map((a) => relative(ctx.outDir, a));
-      return [k, { name: i.name, version: provenance.version, compressed: i.compressedSize, uncompressed: i.uncompressedSize, layers: i.layers.length, digest: i.manifestDigest, archives }];
-    })) as Record<'minimal' | 'full' | 'base', { name: string; version: string; compressed: number; uncompressed: number; layers: number; digest: string; archives: string[] }>;
+      const layout = i.ociDir ? { layout: relative(ctx.outDir, i.ociDir) } : {};
+      return [k, { name: i.name, version: provenance.version, compressed: i.compressedSize, uncompressed: i.uncompressedSize, layers: i.layers.length, digest: i.manifestDigest, archives, ...layout }];
+    })) as Record<'minimal' | 'full' | 'base', { name: string; version: string; compressed: number; uncompressed: number; layers: number; digest: string; archives: string[]; layout?: string }>;
     const reportJson = {
       target: ctx.target.name,
       device,
@@ -328,6 +329,7 @@ export default defineTask<TrimRuntimeOptions>({
         `minimal image: ${imageSizes.minimal.name}, ${humanBytes(imageSizes.minimal.uncompressed)} (${humanBytes(imageSizes.minimal.compressed)} zstd) against ${humanBytes(imageSizes.full.uncompressed)} full: ${ratio}x smaller`,
         `  podman load -i ${join(images, 'minimal.oci.tar')} (docker load -i ${join(images, 'minimal.docker.tar')})`,
         `  podman run --rm --network host -v ${rt.modelsDir}:${MODELS_MOUNT}:ro ${imageSizes.minimal.name}   (serves ${MODELS_MOUNT}/model.gguf on :8080; --entrypoint ${traced.cli} runs the CLI)`,
+        `full and base images: OCI layouts ${join(images, 'full.oci')} and ${join(images, 'base.oci')} (podman pull oci:DIR; rocmflow verify and push read them as they are)`,
         `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} apparent, ${humanBytes(allocated)} on disk, ${humanBytes(imageSizes.minimal.compressed)} compressed layers; of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
         ...(trimmedNumerics ? [trimmedNumerics.line] : []),

@@ -18,6 +18,8 @@ import { RocmflowError } from '../errors.js';
 /** Blob mtime: 2000-01-01T00:00:00Z. Anything else means the blob was modified. */
 export const BLOB_MTIME = 946684800;
 
+const HEX64 = /^[0-9a-f]{64}$/;
+
 export class ContentStore {
   readonly dir: string;
   private readonly tmpDir: string;
@@ -56,6 +58,22 @@ export class ContentStore {
 
   statLooksModified(st: { size: number; mtimeMs: number }, size: number): boolean {
     return st.size !== size || Math.floor(st.mtimeMs / 1000) !== BLOB_MTIME;
+  }
+
+  /**
+   * Is the file with stat `st` this store's own blob of `digest` (the same
+   * inode, unmodified)? Then its bytes hash to `digest` without reading
+   * them: an output or input that is a hard link to a blob (an OCI layout
+   * linking a cached snapshot) is not hashed again.
+   */
+  isBlob(st: { dev: number; ino: number; size: number; nlink: number }, digest: string): boolean {
+    if (!HEX64.test(digest) || st.nlink < 2) return false;
+    try {
+      const b = lstatSync(this.path(digest));
+      return b.isFile() && b.dev === st.dev && b.ino === st.ino && !this.statLooksModified(b, st.size);
+    } catch {
+      return false;
+    }
   }
 
   /**

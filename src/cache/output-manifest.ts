@@ -141,7 +141,9 @@ export function diskMatches(outDir: string, outputs: readonly string[], recorded
 
 /**
  * Capture the declared outputs into the store. Files are hashed on all
- * cores, then hard-linked (or copied) in as read-only blobs.
+ * cores, then hard-linked (or copied) in as read-only blobs. A file named
+ * by a sha256 that is already the store's blob of it (a hard link) is
+ * taken as is, unread.
  */
 export async function captureOutputs(
   outDir: string,
@@ -158,11 +160,19 @@ export async function captureOutputs(
   for (const e of scanned)
     if (!e.st.isFile() && !e.st.isDirectory() && !e.st.isSymbolicLink())
       throw new RocmflowError('E_OUTPUT_TYPE', `task ${opts.task}: output ${e.rel} is not a file, directory or symlink`);
-  const total = files.reduce((a, f) => a + Number(f.st.size), 0);
-  const digests = await hashFiles(files.map((f) => ({ path: join(outDir, f.rel), size: Number(f.st.size) })), {
+  // a file named by its own sha256 (an OCI layout's blobs/sha256/<hex>) that is a hard link to the
+  // store's blob of that digest is that blob: nothing to read
+  const byRel = new Map<string, string>();
+  for (const f of files) {
+    const name = posix.basename(f.rel);
+    if (store.isBlob(f.st, name)) byRel.set(f.rel, name);
+  }
+  const toHash = files.filter((f) => !byRel.has(f.rel));
+  const total = toHash.reduce((a, f) => a + Number(f.st.size), 0);
+  const digests = await hashFiles(toHash.map((f) => ({ path: join(outDir, f.rel), size: Number(f.st.size) })), {
     onProgress: (b) => opts.onProgress?.(b, total),
   });
-  const byRel = new Map(files.map((f, i) => [f.rel, digests[i]!.digest]));
+  toHash.forEach((f, i) => byRel.set(f.rel, digests[i]!.digest));
   const entries: ManifestEntry[] = [];
   for (const { rel, st } of scanned) {
     const mode = st.mode & 0o7777;

@@ -23,6 +23,8 @@ export type RunEvent =
       details?: string[];
       /** For ran: why it ran (the fields that changed, or "no previous run"). */
       changes?: FieldChange[];
+      /** For ran: milliseconds in each phase (prepare: deciding and locking; run: the task; capture: hashing its outputs; store: syncing and indexing them). */
+      phases?: { prepare: number; run: number; capture: number; store: number };
       /** The task's facts (TaskResult.facts), for ran, cached and fresh. */
       facts?: Record<string, Json>;
     }

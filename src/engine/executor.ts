@@ -3,7 +3,7 @@
  * once, decide fresh (skip) → cached (restore) → stale (run and capture).
  * The first failure cancels running tasks and skips the rest.
  */
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGraph } from 'p-graph';
 import type { ActionEntry } from '../cache/action-entry.js';
@@ -326,9 +326,17 @@ export class Executor {
         onOutput: this.o.verbose ? (line) => this.o.emit({ type: 'log', task: name, level: 'output', line }) : undefined,
       });
       let result: Awaited<ReturnType<LoadedTask['def']['run']>>;
+      const runStart = performance.now();
       try {
         result = await task.def.run({
           ...ctx, outDir, workDir, deps: declaredDeps(name, deps), $: shell.$, signal: taskAbort.signal, logFile, log, progress: makeProgress(this.o.emit, name), cacheDir: config.cacheDir,
+          isStoredBlob: (path: string, sha: string) => {
+            try {
+              return this.store.isBlob(lstatSync(path), sha.replace(/^sha256:/, ''));
+            } catch {
+              return false;
+            }
+          },
         });
         signal.throwIfAborted();
       } finally {
@@ -338,6 +346,7 @@ export class Executor {
         await new Promise<void>((r) => logStream.end(r));
         rmSync(workDir, { recursive: true, force: true });
       }
+      const captureStart = performance.now();
       const progress = makeProgress(this.o.emit, name);
       let h: ReturnType<typeof progress.start> | undefined;
       const manifest = await captureOutputs(outDir, outputs, this.store, {
@@ -348,6 +357,7 @@ export class Executor {
         },
       });
       h?.done();
+      const storeStart = performance.now();
       signal.throwIfAborted();
       const summary = result?.summary ?? [];
       const facts = result?.facts;
@@ -366,7 +376,12 @@ export class Executor {
         if (this.o.remote?.canWrite) this.uploads.push(this.o.remote.push(key, entry, this.store));
       }
       await this.recordState(name, key, fp, outDir, outputs, manifest, summary, undefined, facts);
-      this.finish(name, { state: 'ran', ms: performance.now() - start, manifestDigest: manifestDigest(manifest), summary, facts }, { key, reason: why.reason, changes: why.changes });
+      const end = performance.now();
+      // where a run's time went: deciding and locking, the task itself, hashing its outputs, storing them (sync, index)
+      const phases = { prepare: runStart - start, run: captureStart - runStart, capture: storeStart - captureStart, store: end - storeStart };
+      this.finish(name, { state: 'ran', ms: end - start, manifestDigest: manifestDigest(manifest), summary, facts }, {
+        key, reason: why.reason, changes: why.changes, phases: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Math.round(v)])),
+      });
     } finally {
       keyLock.release();
       wsLock.release();

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, copyFile, link, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -26,7 +26,15 @@ export type OciLayerInput = (
        * record can only give an image that runtimes refuse (they check every
        * layer against its diff_id), never other content.
        */
-      recorded?: { digest: string; diffId: string; uncompressedSize: number };
+      recorded?: {
+        digest: string; diffId: string; uncompressedSize: number;
+        /**
+         * The blob is the content store's own blob of `digest` (same inode,
+         * unmodified: RunContext.isStoredBlob), so `digest` is its hash and
+         * it is not read at all.
+         */
+        stored?: boolean;
+      };
     }
   | {
       /** A directory, an explicit source list, or entries already resolved, to tar now. */
@@ -263,15 +271,20 @@ async function linkLayer(blobs: string, layer: LayerInfo): Promise<LayerInfo> {
   return { ...layer, path };
 }
 
-/** Put an existing blob in the layout (hardlinked when possible) and hash it to get its digest. */
-async function addBlob(blobs: string, blob: string, diffId: string | undefined, signal?: AbortSignal, recorded?: { digest: string; diffId: string; uncompressedSize: number }): Promise<LayerInfo> {
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+
+/** Put an existing blob in the layout (hardlinked when possible) and hash it to get its digest, unless it is a stored blob of a known one. */
+async function addBlob(
+  blobs: string, blob: string, diffId: string | undefined, signal?: AbortSignal,
+  recorded?: { digest: string; diffId: string; uncompressedSize: number; stored?: boolean },
+): Promise<LayerInfo> {
   const compression = await detectCompression(blob).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') throw new RocmflowError('E_NOT_FOUND', `layer blob ${blob} not found`, { exitCode: 2 });
     throw e;
   });
   const tmp = join(blobs, `.incoming-${process.pid}`);
   await link(blob, tmp).catch(() => copyFile(blob, tmp));
-  const { digest, size } = await hashFile(tmp, signal);
+  const { digest, size } = recorded?.stored && DIGEST_RE.test(recorded.digest) ? { digest: recorded.digest, size: (await stat(tmp)).size } : await hashFile(tmp, signal);
   let uncompressedSize = size;
   if (compression === 'none') {
     if (diffId && diffId !== digest) throw new RocmflowError('E_LAYER_MISMATCH', `layer ${blob}: its digest is ${digest}, not the diff_id given (${diffId})`);

@@ -1,18 +1,18 @@
 /**
- * Copy an OCI archive to a registry with skopeo. skopeo asks the registry
+ * Copy an OCI archive or image layout to a registry with skopeo. skopeo asks the registry
  * for every blob by digest first (`HEAD /v2/<repo>/blobs/<digest>`) and
  * sends only the missing ones; its debug log says which, and that is what
  * the result reports. The manifest goes up byte for byte, so the digest in
  * the registry is the one rocmflow wrote.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { missingTool, RocmflowError } from '../errors.js';
 
 export interface PushOptions {
-  /** An `oci-archive` tar. */
+  /** An `oci-archive` tar, or an OCI image layout directory (`oci:`) holding one image. */
   archive: string;
   /** The destination reference: `registry[:port]/repository:tag`. */
   dest: string;
@@ -49,7 +49,8 @@ export async function pushImage(o: PushOptions): Promise<PushResult> {
   const args = ['--debug', 'copy', '--digestfile', digestFile, '--retry-times', '2'];
   if (o.tlsVerify === false) args.push('--dest-tls-verify=false');
   if (o.authfile) args.push('--dest-authfile', o.authfile);
-  args.push(`oci-archive:${o.archive}`, `docker://${o.dest}`);
+  const layout = await stat(o.archive).then((st) => st.isDirectory(), () => false);
+  args.push(`${layout ? 'oci' : 'oci-archive'}:${o.archive}`, `docker://${o.dest}`);
   const copying: string[] = [];
   const skipped = new Set<string>();
   let checking: string | null = null;

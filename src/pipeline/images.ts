@@ -15,8 +15,6 @@
  * argument given to `run` (or `-e LLAMA_ARG_MODEL=...`) overrides them.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeOciImage, runtimeLabels, type OciImage, type OciLayerInput } from '../image/oci.js';
 import { readManifest } from '../image/snapshot-manifest.js';
@@ -88,10 +86,14 @@ export interface RuntimeImagesOptions {
   full: TarSource[];
   /** snapshot-rocm's archive, reused as the full image's ROCm layer when its paths are already under opt/rocm/. */
   rocmSnapshot?: string;
-  /** Where `minimal.oci.tar`, `minimal.docker.tar`, `full.oci.tar` and `base.oci.tar` go. */
+  /**
+   * Is `path` the content store's blob of this digest (see
+   * RunContext.isStoredBlob)? Then the snapshot's recorded digest is taken
+   * without reading the archive.
+   */
+  isStoredBlob?(path: string, digest: string): boolean;
+  /** Where `minimal.oci.tar`, `minimal.docker.tar` and the layouts `full.oci/` and `base.oci/` go. */
   outDir: string;
-  /** Scratch space (the full image's layout, whose layers the base image reuses). @default the system temp dir */
-  workDir?: string;
   target: string;
   /** Runtime environment of the target (device pinning etc.). */
   env: Record<string, string>;
@@ -117,7 +119,9 @@ export interface NamedImage extends OciImage {
 
 export interface RuntimeImages {
   minimal: NamedImage;
+  /** An OCI image layout directory (`full.oci/`), its blobs hard links where they can be. */
   full: NamedImage;
+  /** An OCI image layout directory (`base.oci/`), its blobs hard links to the full image's. */
   base: NamedImage;
   /** True when the snapshot archive became the ROCm layer as is. */
   reusedSnapshot: boolean;
@@ -185,14 +189,16 @@ const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
  * digests, from the pass that wrote it, comes along when well-formed (the
  * manifest may come from a shared cache).
  */
-async function usableSnapshot(archive: string | undefined): Promise<{ recorded?: { digest: string; diffId: string; uncompressedSize: number } } | null> {
+async function usableSnapshot(
+  archive: string | undefined, isStoredBlob?: (path: string, digest: string) => boolean,
+): Promise<{ recorded?: { digest: string; diffId: string; uncompressedSize: number; stored?: boolean } } | null> {
   if (!archive || !existsSync(archive)) return null;
   const m = await readManifest(archive.replace(/\.tar\.zst$/, '.manifest.json')).catch(() => null);
   const rocm = ROCM_MOUNT.slice(1);
   if (!m || m.files.length === 0 || !m.files.every((f) => rocm === f.path || rocm.startsWith(`${f.path}/`) || f.path.startsWith(`${rocm}/`))) return null;
   const { digest, diffId, uncompressedSize } = m.layer;
   const ok = DIGEST_RE.test(String(digest)) && DIGEST_RE.test(String(diffId)) && Number.isSafeInteger(uncompressedSize) && uncompressedSize >= 0;
-  return ok ? { recorded: { digest, diffId, uncompressedSize } } : {};
+  return ok ? { recorded: { digest, diffId, uncompressedSize, stored: isStoredBlob?.(archive, digest) ?? false } } : {};
 }
 
 export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<RuntimeImages> {
@@ -257,52 +263,48 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
     onProgress: progress('minimal'),
   }));
 
-  const snapshot = await usableSnapshot(o.rocmSnapshot);
+  const snapshot = await usableSnapshot(o.rocmSnapshot, o.isStoredBlob);
   const reusedSnapshot = !!snapshot;
   const under = (mount: string) => (e: TarSource) => e.path === mount.slice(1) || e.path.startsWith(`${mount.slice(1)}/`);
   const rocm = o.full.filter(under(ROCM_MOUNT));
   const llama = o.full.filter(under(LLAMA_MOUNT));
   const system = o.full.filter((e) => !rocm.includes(e) && !llama.includes(e));
-  // the full image's layout is kept until the base image has linked its lower layers
-  const layout = await mkdtemp(join(o.workDir ?? tmpdir(), 'full-layout-'));
-  try {
-    const writeFullAndBase = async () => {
-      const lower: OciLayerInput[] = [];
-      if (system.length) lower.push({ from: await normalized(system), comment: 'host system library directories' });
-      if (snapshot) lower.push({ blob: o.rocmSnapshot!, recorded: snapshot.recorded, comment: 'rocmflow snapshot-rocm' });
-      else if (rocm.length) lower.push({ from: await normalized(rocm), comment: 'GPU runtime tree' });
-      const full = await timed('full', async () => writeOciImage({
-        ...describe('full'),
-        layers: [...lower, { from: await normalized(llama), comment: 'llama.cpp install' }],
-        ociDir: join(layout, 'oci'),
-        ociArchive: join(o.outDir, 'full.oci.tar'),
-        onProgress: progress('full'),
-      }));
-      const shared = full.layers.slice(0, lower.length);
-      const base = await timed('base', () => writeOciImage({
-        ...describe('base'),
-        // an image needs a layer: a target with neither system libraries nor a GPU runtime gets an empty one
-        layers: shared.length ? shared.map((layer, i) => ({ layer, comment: lower[i]!.comment })) : [{ from: [], comment: 'empty' }],
-        ociArchive: join(o.outDir, 'base.oci.tar'),
-        onProgress: progress('base'),
-      }));
-      return { full, base };
-    };
-    // the two are independent: the minimal image's compression overlaps the full image's copying and hashing.
-    // Both settle before a failure is reported, so nothing is left writing into outDir.
-    const [m, fb] = await Promise.allSettled([writeMinimal(), writeFullAndBase()]);
-    if (m.status === 'rejected') throw m.reason;
-    if (fb.status === 'rejected') throw fb.reason;
-    const { full, base } = fb.value;
-    const minimal = m.value;
-    return {
-      minimal: { ...minimal, name: imageName(o.target, 'minimal') },
-      full: { ...full, ociDir: undefined, name: imageName(o.target, 'full') },
-      base: { ...base, name: imageName(o.target, 'base') },
-      reusedSnapshot,
-      timings: Object.fromEntries(IMAGE_KINDS.map((k) => [k, timings[k]])) as Record<ImageKind, number>,
-    };
-  } finally {
-    await rm(layout, { recursive: true, force: true });
-  }
+  // The full and base images are layout directories, not archives: the GPU runtime's layer is the
+  // snapshot itself, hard-linked in, and the base links the full image's lower layers. An archive
+  // would copy gigabytes the cache already holds, every run.
+  const writeFullAndBase = async () => {
+    const lower: OciLayerInput[] = [];
+    if (system.length) lower.push({ from: await normalized(system), comment: 'host system library directories' });
+    if (snapshot) lower.push({ blob: o.rocmSnapshot!, recorded: snapshot.recorded, comment: 'rocmflow snapshot-rocm' });
+    else if (rocm.length) lower.push({ from: await normalized(rocm), comment: 'GPU runtime tree' });
+    const full = await timed('full', async () => writeOciImage({
+      ...describe('full'),
+      layers: [...lower, { from: await normalized(llama), comment: 'llama.cpp install' }],
+      ociDir: join(o.outDir, 'full.oci'),
+      onProgress: progress('full'),
+    }));
+    const shared = full.layers.slice(0, lower.length);
+    const base = await timed('base', () => writeOciImage({
+      ...describe('base'),
+      // an image needs a layer: a target with neither system libraries nor a GPU runtime gets an empty one
+      layers: shared.length ? shared.map((layer, i) => ({ layer, comment: lower[i]!.comment })) : [{ from: [], comment: 'empty' }],
+      ociDir: join(o.outDir, 'base.oci'),
+      onProgress: progress('base'),
+    }));
+    return { full, base };
+  };
+  // the two are independent: the minimal image's compression overlaps the full image's.
+  // Both settle before a failure is reported, so nothing is left writing into outDir.
+  const [m, fb] = await Promise.allSettled([writeMinimal(), writeFullAndBase()]);
+  if (m.status === 'rejected') throw m.reason;
+  if (fb.status === 'rejected') throw fb.reason;
+  const { full, base } = fb.value;
+  const minimal = m.value;
+  return {
+    minimal: { ...minimal, name: imageName(o.target, 'minimal') },
+    full: { ...full, name: imageName(o.target, 'full') },
+    base: { ...base, name: imageName(o.target, 'base') },
+    reusedSnapshot,
+    timings: Object.fromEntries(IMAGE_KINDS.map((k) => [k, timings[k]])) as Record<ImageKind, number>,
+  };
 }

@@ -94,6 +94,13 @@ export interface RunContext<Options = unknown> extends TaskContext<Options> {
   readonly progress: Progress;
   /** The cache directory (for tasks that keep their own large side data, e.g. downloads). */
   readonly cacheDir: string;
+  /**
+   * Is the file at `path` the content store's own blob of `sha256` (hex, or
+   * `sha256:`hex): the same inode, unmodified? A dependency's output is,
+   * unless it was copied, so its digest is known without reading it (a
+   * cached snapshot linked into an image). False for anything else.
+   */
+  isStoredBlob(path: string, sha256: string): boolean;
 }
 
 /** What `run()` may return: lines for the run's closing summary, kept with the cached result. */

@@ -92,12 +92,12 @@ describe('the archives', () => {
   });
 
   it('the base image is the full one without llama.cpp, sharing its layers', () => {
-    const full = JSON.parse(sh('skopeo', ['inspect', `oci-archive:${join(images, 'full.oci.tar')}`]));
-    const base = JSON.parse(sh('skopeo', ['inspect', `oci-archive:${join(images, 'base.oci.tar')}`]));
+    const full = JSON.parse(sh('skopeo', ['inspect', `oci:${join(images, 'full.oci')}`]));
+    const base = JSON.parse(sh('skopeo', ['inspect', `oci:${join(images, 'base.oci')}`]));
     expect(base.Layers.length).toBe(full.Layers.length - 1);
     expect(full.Layers.slice(0, base.Layers.length)).toEqual(base.Layers);
     expect(base.Labels['org.rocmflow.image']).toBe('base');
-    const config = JSON.parse(sh('skopeo', ['inspect', '--config', `oci-archive:${join(images, 'base.oci.tar')}`]));
+    const config = JSON.parse(sh('skopeo', ['inspect', '--config', `oci:${join(images, 'base.oci')}`]));
     expect(config.config.Entrypoint).toBeUndefined();
   });
 });

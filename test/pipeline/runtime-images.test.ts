@@ -2,10 +2,11 @@
  * writeRuntimeImages on small real trees: the same inputs give the same
  * digests whether the trees came fresh from a build or restored from the
  * cache (which takes write bits off); /tmp stays world-writable; the base
- * image is the full one without llama.cpp and shares its layers; names and
- * annotations follow the provenance.
+ * image is the full one without llama.cpp and shares its layers (hard
+ * links, as the snapshot is in both); names and annotations follow the
+ * provenance.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -70,7 +71,7 @@ describe('writeRuntimeImages', () => {
     const t = trees(dir);
     const write = (out: string) => {
       mkdirSync(join(dir, out));
-      return writeRuntimeImages({ rootfs: t.rootfs, full: t.full, outDir: join(dir, out), target: 'gfx1151', env: { HIP_VISIBLE_DEVICES: '0' }, devices: ['/dev/kfd'], provenance, rocmflowVersion: '0.1.0', workDir: dir });
+      return writeRuntimeImages({ rootfs: t.rootfs, full: t.full, outDir: join(dir, out), target: 'gfx1151', env: { HIP_VISIBLE_DEVICES: '0' }, devices: ['/dev/kfd'], provenance, rocmflowVersion: '0.1.0' });
     };
     const fresh = await write('a');
     t.readOnly();
@@ -82,7 +83,11 @@ describe('writeRuntimeImages', () => {
     const listing = execFileSync('sh', ['-c', `tar -xOf ${join(dir, 'a/minimal.oci.tar')} blobs/sha256/${fresh.minimal.layers[0]!.digest.slice(7)} | zstd -dc | tar -tvf -`], { encoding: 'utf8' });
     expect(listing).toMatch(/^drwxrwxrwt .* tmp\/$/m);
     expect(listing).toMatch(/^-rwxr-xr-x .* opt\/llama\/bin\/llama-server$/m);
-    const index = JSON.parse(execFileSync('tar', ['-xOf', join(dir, 'a/full.oci.tar'), 'index.json'], { encoding: 'utf8' }));
+    expect(fresh.full.ociDir).toBe(join(dir, 'a/full.oci'));
+    expect(fresh.base.ociDir).toBe(join(dir, 'a/base.oci'));
+    // the base links the full image's lower layers: the same inodes
+    for (const l of fresh.base.layers) expect(statSync(l.path).ino).toBe(statSync(join(dir, 'a/full.oci/blobs/sha256', l.digest.slice(7))).ino);
+    const index = JSON.parse(readFileSync(join(dir, 'a/full.oci/index.json'), 'utf8'));
     expect(index.manifests[0].annotations).toMatchObject({
       'org.opencontainers.image.ref.name': 'localhost/rocmflow/llama-gfx1151:full',
       'org.opencontainers.image.version': 'b7000-rocm7.13.0a20260430',
@@ -102,7 +107,7 @@ describe('writeRuntimeImages', () => {
     const plain = await snapshot({ source: rocm, out: join(dir, 'plain/rocm.tar.zst') });
     const write = (out: string, rocmSnapshot: string) => {
       mkdirSync(join(dir, out));
-      return writeRuntimeImages({ rootfs: t.rootfs, full: entries, rocmSnapshot, outDir: join(dir, out), target: 'gfx1151', env: {}, devices: [], provenance, rocmflowVersion: '0.1.0', workDir: dir });
+      return writeRuntimeImages({ rootfs: t.rootfs, full: entries, rocmSnapshot, outDir: join(dir, out), target: 'gfx1151', env: {}, devices: [], provenance, rocmflowVersion: '0.1.0' });
     };
     const reused = await write('r', prefixed.archive);
     expect(reused.reusedSnapshot).toBe(true);
@@ -110,8 +115,11 @@ describe('writeRuntimeImages', () => {
     const layer = reused.full.layers.find((l) => l.digest === prefixed.digest)!;
     expect(layer).toMatchObject({ digest: prefixed.digest, diffId: prefixed.diffId, size: prefixed.size });
     expect(reused.base.layers.map((l) => l.digest)).toContain(prefixed.digest);
-    const blob = execFileSync('tar', ['-xOf', join(dir, 'r/full.oci.tar'), `blobs/sha256/${prefixed.digest.slice(7)}`], { maxBuffer: 64 << 20 });
-    expect(blob.equals(readFileSync(prefixed.archive))).toBe(true);
+    // the snapshot is hard-linked into both layouts, not copied
+    for (const img of ['full', 'base']) expect(statSync(join(dir, `r/${img}.oci/blobs/sha256`, prefixed.digest.slice(7))).ino).toBe(statSync(prefixed.archive).ino);
+    // skopeo reads both layouts
+    const inspected = JSON.parse(execFileSync('skopeo', ['inspect', `oci:${join(dir, 'r/full.oci')}`], { encoding: 'utf8' }));
+    expect(inspected.Layers).toContain(prefixed.digest);
     // a snapshot whose paths are not the image's is not taken: the tree is archived again
     const again = await write('p', plain.archive);
     expect(again.reusedSnapshot).toBe(false);

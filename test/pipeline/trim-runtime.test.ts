@@ -113,7 +113,7 @@ describe('rocmflow run trim-runtime --target cpu', () => {
     expect(oci.config.Labels['org.opencontainers.image.title']).toBe('localhost/rocmflow/llama-cpu:minimal');
     const docker = JSON.parse(sh('skopeo', ['inspect', `docker-archive:${join(images, 'minimal.docker.tar')}`]));
     expect(docker.Layers).toHaveLength(1);
-    const full = JSON.parse(sh('skopeo', ['inspect', `oci-archive:${join(images, 'full.oci.tar')}`]));
+    const full = JSON.parse(sh('skopeo', ['inspect', `oci:${join(images, 'full.oci')}`]));
     expect(full.Layers.length).toBeGreaterThanOrEqual(2);
     // Debian's umoci reads no zstd layers: recompress to gzip with skopeo, then unpack
     sh('skopeo', ['copy', '--dest-compress-format', 'gzip', `oci-archive:${join(images, 'minimal.oci.tar')}`, `oci:${join(ws, 'oci-gz')}:minimal`]);

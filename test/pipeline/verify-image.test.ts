@@ -45,11 +45,12 @@ function vocabFile(): string {
 
 describe('rocmflow verify', () => {
   it('checks the minimal image against the full one from the archives alone', async () => {
-    const r = await verify(['--full', join(images, 'full.oci.tar'), '--minimal', join(images, 'minimal.oci.tar'), '--json']);
+    const r = await verify(['--full', join(images, 'full.oci'), '--minimal', join(images, 'minimal.oci.tar'), '--json']);
     expect(r.code, r.stderr).toBe(0);
     const v = JSON.parse(r.stdout.trim().split('\n')[0]!);
     expect(v).toMatchObject({ ok: true, target: 'cpu', gpu: false, differing: [], sameAsBuild: true, missed: [], failures: [], model: { matches: true } });
-    expect(v.images.full.kind).toBe('oci-archive');
+    expect(v.images.full.kind).toBe('oci-layout');
+    expect(v.images.minimal.kind).toBe('oci-archive');
     expect(Object.keys(v.full.texts).sort()).toEqual(['cli', 'long', 'long-stream', 'short', 'short-stream']);
     expect(v.minimal.texts).toEqual(v.full.texts);
     expect(v.minimal.speed.serverTokensPerSecond).toBeGreaterThan(0);
@@ -66,7 +67,7 @@ describe('rocmflow verify', () => {
   }, 1_200_000);
 
   it('fails on a minimal root that lost a library, naming it as missed by the trim', async () => {
-    const full = await unpackImage(join(images, 'full.oci.tar'), { dest: join(tmp, 'full') });
+    const full = await unpackImage(join(images, 'full.oci'), { dest: join(tmp, 'full') });
     const minimal = join(tmp, 'broken');
     cpSync(join(tmp, 'label', 'rootfs'), minimal, { recursive: true, verbatimSymlinks: true });
     // the soname link the loader looks for (libraries sit beside the executables)

@@ -32,6 +32,7 @@ function context(d: string, fetchOut: string, opts: { level?: number; mtime?: nu
     log: { info() {}, warn() {}, debug() {} },
     progress: { start: () => ({ update: (a, b) => progress.push([a, b]), done() {} }) },
     cacheDir: join(d, 'cache'),
+    isStoredBlob: () => false,
   };
   return { ctx, progress, outDir };
 }

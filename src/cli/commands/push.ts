@@ -35,6 +35,8 @@ interface ImageRecord {
   version: string;
   digest: string;
   archives: string[];
+  /** An OCI image layout directory (the full and base images). */
+  layout?: string;
 }
 
 export const pushCommand: Command = {
@@ -75,13 +77,13 @@ export const pushCommand: Command = {
       let sentTotal = 0;
       for (const kind of kinds as Kind[]) {
         const img = images[kind];
-        const archive = img?.archives?.find((a) => typeof a === 'string' && a.endsWith('.oci.tar'));
+        const archive = typeof img?.layout === 'string' ? img.layout : img?.archives?.find((a) => typeof a === 'string' && a.endsWith('.oci.tar'));
         if (!img || typeof img.name !== 'string' || typeof img.version !== 'string' || !archive)
           throw usageError('E_NO_RUNTIME', `${reportFile} records no ${kind} image (made by an older rocmflow): ${rerun}`);
         // the local repository under the registry: localhost/rocmflow/llama-cpu → REGISTRY/rocmflow/llama-cpu
         const repo = `${registry}/${img.name.replace(/^localhost\//, '').replace(/:[^/:]+$/, '')}`;
         const file = join(out, archive);
-        if (!file.startsWith(out + '/') || !existsSync(file)) throw usageError('E_NO_RUNTIME', `${kind} image archive ${file} is missing: ${rerun}`);
+        if (!file.startsWith(out + '/') || !existsSync(file)) throw usageError('E_NO_RUNTIME', `${kind} image ${file} is missing: ${rerun}`);
         const tags = [`${kind}-${img.version}`, kind];
         if (!flags.json) io.err(`${kind}: copying ${archive} to ${repo}:${tags[0]} …`);
         const results = [];
