@@ -104,12 +104,13 @@ function checkLevel(level: number, min: number, max: number, what: string): numb
 }
 
 /**
- * A zstd child process: write to its stdin, read its stdout. `exit` settles
+ * A zstd child process: write to its stdin, read its stdout (or give it a
+ * file descriptor, `stdout`, to write to itself). `exit` settles
  * when it ends: a missing zstd is a missing-tool error, a failure an
  * E_COMPRESS naming `what`. The one place rocmflow runs zstd.
  */
-export function spawnZstd(args: string[], what: string, signal?: AbortSignal): { child: ChildProcess; exit: Promise<void> } {
-  const child = spawn('zstd', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+export function spawnZstd(args: string[], what: string, signal?: AbortSignal, stdout?: number): { child: ChildProcess; exit: Promise<void> } {
+  const child = spawn('zstd', args, { stdio: ['pipe', stdout ?? 'pipe', 'pipe'] });
   return { child, exit: exited(child, what, signal) };
 }
 
