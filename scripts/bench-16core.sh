@@ -5,7 +5,8 @@
 #   bash scripts/bench-16core.sh RESULTS_DIR
 #
 # Writes RESULTS_DIR/machine.txt, snapshot-all-cores.md, snapshot-2-cores.md
-# and engine.md (ENGINE=0 skips it). Environment: NODE (default: node on PATH), SIZE_MB (the
+# and engine.md (ENGINE=0 skips it). Environment: NODE (default: node on PATH),
+# OTHER_CLI (another rocmflow's bin/rocmflow.js: a third snapshot row), SIZE_MB (the
 # generated tree, default 3072), RUNS (default 3), WORK (scratch space,
 # default the system temp dir; needs about 3 × SIZE_MB free).
 set -euo pipefail
@@ -32,9 +33,9 @@ cat "$out/machine.txt"
 tree=$(mktemp -d "$work/rocmflow-tree-XXXXXX")
 trap 'rm -rf "$tree"' EXIT
 echo "== snapshot, all cores (generating a $size MiB tree first)"
-"$node" bin/run-ts.js bench/snapshot.ts --tree "$tree/t" --size-mb "$size" --runs "$runs" --work "$work" | tee "$out/snapshot-all-cores.md"
+"$node" bin/run-ts.js bench/snapshot.ts --tree "$tree/t" --size-mb "$size" --runs "$runs" --work "$work" ${OTHER_CLI:+--other-cli "$OTHER_CLI"} | tee "$out/snapshot-all-cores.md"
 echo "== snapshot, 2 cores"
-"$node" bin/run-ts.js bench/snapshot.ts --tree "$tree/t" --runs "$runs" --cpus 2 --work "$work" | tee "$out/snapshot-2-cores.md"
+"$node" bin/run-ts.js bench/snapshot.ts --tree "$tree/t" --runs "$runs" --cpus 2 --work "$work" ${OTHER_CLI:+--other-cli "$OTHER_CLI"} | tee "$out/snapshot-2-cores.md"
 rm -rf "$tree"
 
 if [ "${ENGINE:-1}" = 1 ]; then
