@@ -13,7 +13,7 @@ import * as s from '../util/schema.js';
 import type { Json, Logger, Progress, ResolvedTarget, TaskInputs } from '../plugin/types.js';
 import { execStreaming } from './exec.js';
 import { installLlama, type InstallResult } from './install.js';
-import { declaredSource, NPM_LLAMA_SOURCE, prepareSource, resolveSource, sourceSpecSchema, type SourceSpec } from './source.js';
+import { NPM_LLAMA_SOURCE, prepareSource, resolveSource, sourceInputs, sourceSpecSchema, type SourceSpec } from './source.js';
 import { checkToolchain, type Toolchain } from './toolchain.js';
 import { ccacheStats, probeRootToolchain, ROOT_BUILD, rootBuildArgv, type RootBuildDirs } from './root-build.js';
 import { findHipCompiler } from '../gpu/amd-target.js';
@@ -143,7 +143,7 @@ export function parseBuildProgress(line: string): { done: number; total: number 
  * costs one `git ls-remote`).
  */
 export async function buildLlamaInputs(target: ResolvedTarget, options: BuildLlamaOptions, cacheDir: string, signal?: AbortSignal, inRoot = false): Promise<TaskInputs> {
-  const source = declaredSource(options.source) ?? (await resolveSource(options.source, { cacheDir, signal })).params;
+  const { params: source, files } = await sourceInputs(options.source, { cacheDir, signal });
   // in a base root the tools are the root's: its record (a dependency) holds their package versions
   const tools = inRoot ? [] : ['cmake --version', 'cc --version', 'c++ --version'];
   if (!inRoot && target.definition.family === 'rocm') tools.push('hipcc --version');
@@ -158,6 +158,7 @@ export async function buildLlamaInputs(target: ResolvedTarget, options: BuildLla
       targets: options.targets,
       buildType: options.buildType,
     },
+    ...(files.length ? { files } : {}),
     env: ['CC', 'CXX', 'CFLAGS', 'CXXFLAGS', 'LDFLAGS'],
     tools,
   };

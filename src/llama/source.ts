@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as s from '../util/schema.js';
@@ -164,16 +164,29 @@ async function treeDigest(dir: string): Promise<string> {
   return h.digest('hex');
 }
 
+/** HEAD of the git checkout whose top is `dir`; null for a plain directory (or one inside another checkout). */
+async function checkoutHead(dir: string, signal?: AbortSignal): Promise<string | null> {
+  if (!existsSync(join(dir, 'CMakeLists.txt'))) throw usageError('E_SOURCE', `llama.cpp source path ${dir}: no CMakeLists.txt there`);
+  try {
+    const commit = (await git(['rev-parse', 'HEAD'], { cwd: dir, signal, what: `llama.cpp source path ${dir}` })).trim();
+    return COMMIT.test(commit) && (await git(['rev-parse', '--show-toplevel'], { cwd: dir, signal, what: dir })).trim() === resolve(dir) ? commit : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A plain source tree's top-level entries that are source: not `.git`, not a `build*` directory. */
+function treeTop(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.name !== '.git' && !(e.isDirectory() && /^build/.test(e.name)))
+    .map((e) => join(dir, e.name))
+    .sort();
+}
+
 /** A local checkout's state: HEAD plus a hash of uncommitted changes (tracked diff and untracked files). */
 async function localState(dir: string, signal?: AbortSignal): Promise<{ commit: string | null; state: string }> {
-  if (!existsSync(join(dir, 'CMakeLists.txt'))) throw usageError('E_SOURCE', `llama.cpp source path ${dir}: no CMakeLists.txt there`);
-  let commit: string;
-  try {
-    commit = (await git(['rev-parse', 'HEAD'], { cwd: dir, signal, what: `llama.cpp source path ${dir}` })).trim();
-    if (!COMMIT.test(commit) || (await git(['rev-parse', '--show-toplevel'], { cwd: dir, signal, what: dir })).trim() !== resolve(dir)) throw new Error('not the top');
-  } catch {
-    return { commit: null, state: `tree:${await treeDigest(dir)}` };
-  }
+  const commit = await checkoutHead(dir, signal);
+  if (!commit) return { commit: null, state: `tree:${await treeDigest(dir)}` };
   const h = createHash('sha256');
   h.update(await git(['diff', 'HEAD', '--binary'], { cwd: dir, signal, what: `llama.cpp source path ${dir}` }));
   const untracked = (await git(['ls-files', '--others', '--exclude-standard', '-z'], { cwd: dir, signal, what: dir })).split('\0').filter(Boolean).sort();
@@ -204,6 +217,24 @@ export function declaredSource(spec: SourceSpec): Json | null {
   if ('git' in spec && spec.ref && COMMIT.test(spec.ref)) return { kind: 'git', url: spec.git, ref: spec.ref, commit: spec.ref };
   if ('npm' in spec && isExactNpmSpec(spec.npm)) return { kind: 'npm', package: spec.npm };
   return null;
+}
+
+/**
+ * What `inputs()` declares for a source: `declaredSource` when it names
+ * one, else the resolved source. A plain directory (no git) is declared as
+ * its files, for the engine to hash through its stat cache, so a run with
+ * nothing changed reads none of them (reading all of llama.cpp's 3,500
+ * files took half a second of every no-op on the GPU machine); the
+ * `build*` directories and `.git` at its top are left out.
+ */
+export async function sourceInputs(spec: SourceSpec, opts: SourceOptions): Promise<{ params: Json; files: string[] }> {
+  const declared = declaredSource(spec);
+  if (declared) return { params: declared, files: [] };
+  if ('path' in spec) {
+    const dir = resolve(spec.path);
+    if (!(await checkoutHead(dir, opts.signal))) return { params: { kind: 'path', path: dir, commit: null, state: 'files' }, files: treeTop(dir) };
+  }
+  return { params: (await resolveSource(spec, opts)).params, files: [] };
 }
 
 /**

@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PINNED_LLAMA_COMMIT, prepareSource, resolveSource, sourceSpecSchema } from '../../src/llama/source.js';
+import { expandInputs } from '../../src/fingerprint/walk.js';
+import { PINNED_LLAMA_COMMIT, prepareSource, resolveSource, sourceInputs, sourceSpecSchema } from '../../src/llama/source.js';
 import { llamaBundle, llamaSource } from '../helpers/llama.js';
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), `rocmflow-${p}-`));
@@ -129,6 +130,30 @@ describe('path source', () => {
     writeFileSync(join(dir, 'src/a.c'), '2');
     const b = await resolveSource({ path: dir }, { cacheDir: tmp('c') });
     expect(b.params.state).not.toBe(a.params.state);
+  });
+
+  it('a plain directory is declared to the engine as its files: not read by inputs(), its build dirs and .git left out', async () => {
+    const dir = tmp('plain-inputs');
+    writeFileSync(join(dir, 'CMakeLists.txt'), 'x\n');
+    for (const d of ['src/build-helpers', 'build', 'build-cuda', '.git']) mkdirSync(join(dir, d), { recursive: true });
+    writeFileSync(join(dir, 'src/a.c'), '1');
+    writeFileSync(join(dir, 'src/build-helpers/b.c'), '2');
+    writeFileSync(join(dir, 'build/a.o'), 'o');
+    writeFileSync(join(dir, 'build-cuda/a.o'), 'o');
+    writeFileSync(join(dir, 'build.sh'), 'a file, not a build directory');
+    writeFileSync(join(dir, '.git/HEAD'), 'not a repository');
+    const r = await sourceInputs({ path: dir }, { cacheDir: tmp('c') });
+    expect(r.params).toEqual({ kind: 'path', path: dir, commit: null, state: 'files' });
+    expect(r.files).toEqual(['CMakeLists.txt', 'build.sh', 'src'].map((n) => join(dir, n)));
+    const keys = expandInputs(r.files, tmp('project'), 'build-llama').map((e) => e.key.replace(/^<outside:\d+>\//, ''));
+    expect(keys.sort()).toEqual(['CMakeLists.txt', 'build.sh', 'src/a.c', 'src/build-helpers/b.c']);
+  });
+
+  it('a git checkout and a pinned source are declared by their commit, with no files', async () => {
+    const dir = await llamaSource();
+    const r = await sourceInputs({ path: dir }, { cacheDir: tmp('c') });
+    expect(r).toEqual({ params: { kind: 'path', path: dir, commit: bundleHead, state: 'clean' }, files: [] });
+    expect(await sourceInputs({ npm: 'node-llama-cpp@3.22.1' }, { cacheDir: tmp('c') })).toEqual({ params: { kind: 'npm', package: 'node-llama-cpp@3.22.1' }, files: [] });
   });
 
   it('a directory without CMakeLists.txt is refused', async () => {
