@@ -55,6 +55,12 @@ function speedLine(full: WorkloadSpeed | null, trimmed: WorkloadSpeed | null): s
 const readJson = async <T>(path: string): Promise<T> => JSON.parse(await readFile(path, 'utf8')) as T;
 const readJsonIf = async (path: string): Promise<unknown> => (existsSync(path) ? readJson(path) : null);
 
+/** What the full image took as made before: the snapshot, and layers of earlier runs. */
+function reuseNote(w: { reusedSnapshot: boolean; reusedLayers: number; full: { layers: readonly unknown[] } }): string {
+  const parts = [...(w.reusedSnapshot ? ['the GPU runtime layer is the snapshot'] : []), ...(w.reusedLayers ? [`${w.reusedLayers} of ${w.full.layers.length} layers made on an earlier run`] : [])];
+  return parts.length ? `; ${parts.join(', ')}` : '';
+}
+
 function rocmflowVersion(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
@@ -219,6 +225,7 @@ export default defineTask<TrimRuntimeOptions>({
     const provenance = imageProvenance({ build: buildInfo, runtime: await readJsonIf(join(ctx.deps['fetch-rocm']!.outDir, 'fetch.json')) as never, family: def.family });
     const written = await writeRuntimeImages({
       rootfs, full: full.entries, rocmSnapshot: rt.runtimeRoot ? snapshot : undefined, isStoredBlob: ctx.isStoredBlob, outDir: images,
+      layerMemo: { dir: join(ctx.cacheDir, 'layers'), storedBlob: ctx.storedBlob, version: rocmflowVersion() },
       target: ctx.target.name, env: traced.env, devices: def.devices, provenance, rocmflowVersion: rocmflowVersion(), signal: ctx.signal,
       progress: ctx.progress,
       workload: {
@@ -260,6 +267,7 @@ export default defineTask<TrimRuntimeOptions>({
       numerics: numerics ? { reference: numerics.reference, full: traced.numerics ?? null, trimmed: trimmedNumerics } : null,
       images: imageSizes,
       reusedRocmSnapshot: written.reusedSnapshot,
+      reusedLayers: written.reusedLayers,
       model: { bytes: model.size, sha256: model.sha256 },
       // the trimmed root's three sizes: st_size summed, st_blocks × 512 summed, the minimal image's compressed layers
       sizes: { apparent: manifest.bytes, allocated, compressed: imageSizes.minimal.compressed },
@@ -329,7 +337,7 @@ export default defineTask<TrimRuntimeOptions>({
         `minimal image: ${imageSizes.minimal.name}, ${humanBytes(imageSizes.minimal.uncompressed)} (${humanBytes(imageSizes.minimal.compressed)} zstd) against ${humanBytes(imageSizes.full.uncompressed)} full: ${ratio}x smaller`,
         `  podman load -i ${join(images, 'minimal.oci.tar')} (docker load -i ${join(images, 'minimal.docker.tar')})`,
         `  podman run --rm --network host -v ${rt.modelsDir}:${MODELS_MOUNT}:ro ${imageSizes.minimal.name}   (serves ${MODELS_MOUNT}/model.gguf on :8080; --entrypoint ${traced.cli} runs the CLI)`,
-        `full and base images: OCI layouts ${join(images, 'full.oci')} and ${join(images, 'base.oci')} (podman pull oci:DIR; rocmflow verify and push read them as they are)`,
+        `full and base images: OCI layouts ${join(images, 'full.oci')} and ${join(images, 'base.oci')} (podman pull oci:DIR; rocmflow verify and push read them as they are)${reuseNote(written)}`,
         `trimmed root: ${manifest.files} files, ${humanBytes(manifest.bytes)} apparent, ${humanBytes(allocated)} on disk, ${humanBytes(imageSizes.minimal.compressed)} compressed layers; of ${report.json.full.files} files, ${humanBytes(report.json.full.bytes)}; model (${humanBytes(model.size)}) mounted at ${MODELS_MOUNT}, not included`,
         `verified: ${requests} server requests + 1 ${traced.cli} run gave identical text in the trimmed root (${verify.method})`,
         ...(trimmedNumerics ? [trimmedNumerics.line] : []),

@@ -14,11 +14,10 @@ import {
 import { join } from 'node:path';
 import { hashFileSync } from '../util/hash-pool.js';
 import { RocmflowError } from '../errors.js';
+import { isSha256Hex } from '../util/canonical.js';
 
 /** Blob mtime: 2000-01-01T00:00:00Z. Anything else means the blob was modified. */
 export const BLOB_MTIME = 946684800;
-
-const HEX64 = /^[0-9a-f]{64}$/;
 
 export class ContentStore {
   readonly dir: string;
@@ -67,7 +66,7 @@ export class ContentStore {
    * linking a cached snapshot) is not hashed again.
    */
   isBlob(st: { dev: number; ino: number; size: number; nlink: number }, digest: string): boolean {
-    if (!HEX64.test(digest) || st.nlink < 2) return false;
+    if (!isSha256Hex(digest) || st.nlink < 2) return false;
     try {
       const b = lstatSync(this.path(digest));
       return b.isFile() && b.dev === st.dev && b.ino === st.ino && !this.statLooksModified(b, st.size);

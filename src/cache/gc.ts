@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { ActionEntry } from './action-entry.js';
 import type { CacheIndex } from './cache-index.js';
 import type { ContentStore } from './content-store.js';
+import { isSha256Hex } from '../util/canonical.js';
 
 export interface BlobInfo {
   digest: string;
@@ -15,7 +16,6 @@ export interface BlobInfo {
 }
 
 const SHARD = /^[0-9a-f]{2}$/;
-const DIGEST = /^[0-9a-f]{64}$/;
 
 /**
  * Every blob in the store. Anything else under `cas/` (a stray file, a
@@ -37,7 +37,7 @@ export function listBlobs(store: ContentStore, onStray?: (path: string) => void)
       continue;
     }
     for (const f of readdirSync(dir)) {
-      if (!DIGEST.test(f) || f.slice(0, 2) !== d) {
+      if (!isSha256Hex(f) || f.slice(0, 2) !== d) {
         onStray?.(join(dir, f));
         continue;
       }

@@ -9,7 +9,7 @@ import {
 } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { RocmflowError } from '../errors.js';
-import { canonicalJson, sha256 } from '../util/canonical.js';
+import { canonicalJson, isSha256Hex, sha256 } from '../util/canonical.js';
 import { hashFiles } from '../util/hash-pool.js';
 import { storeError, type ContentStore } from './content-store.js';
 
@@ -47,8 +47,6 @@ export function manifestBytes(m: OutputManifest): number {
   return m.entries.reduce((a, e) => a + (e.size ?? 0), 0);
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
-
 /**
  * Normalise a task's declared output paths, whatever form declared them
  * (an array or a function): each must stay inside the output directory.
@@ -82,7 +80,7 @@ export function manifestProblem(manifest: unknown, outputs?: readonly string[]):
     if (types.has(p)) return `${p} is listed twice`;
     if (!Number.isInteger(m.mode) || m.mode < 0 || m.mode > 0o7777) return `${p}: bad mode`;
     if (m.type === 'file') {
-      if (typeof m.sha256 !== 'string' || !HEX64.test(m.sha256) || !Number.isSafeInteger(m.size) || m.size! < 0) return `${p}: bad digest or size`;
+      if (typeof m.sha256 !== 'string' || !isSha256Hex(m.sha256) || !Number.isSafeInteger(m.size) || m.size! < 0) return `${p}: bad digest or size`;
     } else if (m.type === 'symlink') {
       if (typeof m.target !== 'string' || m.target === '' || m.target.includes('\0')) return `${p}: symlink target missing`;
     } else if (m.type !== 'dir') return `${p}: unknown type ${JSON.stringify(m.type)}`;

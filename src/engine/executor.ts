@@ -15,7 +15,7 @@ import {
 import type { RemoteCache } from '../cache/remote/types.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { RocmflowError, isRocmflowError } from '../errors.js';
-import { sha256 } from '../util/canonical.js';
+import { isSha256Hex, sha256 } from '../util/canonical.js';
 import type { StatStamp } from '../fingerprint/file-digests.js';
 import { fingerprintKey, type FieldChange, type FingerprintRecord } from '../fingerprint/record.js';
 import type { TaskGraph } from '../graph/task-graph.js';
@@ -337,6 +337,7 @@ export class Executor {
               return false;
             }
           },
+          storedBlob: (sha: string, size: number) => (isSha256Hex(sha) && !this.store.looksModified(sha, size) ? this.store.path(sha) : null),
         });
         signal.throwIfAborted();
       } finally {

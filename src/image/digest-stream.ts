@@ -41,9 +41,14 @@ export function sha256Of(data: Buffer | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/** A well-formed OCI sha256 digest: `sha256:` and 64 lower-case hex digits. */
+export const OCI_DIGEST = /^sha256:([0-9a-f]{64})$/;
+
+export const isOciDigest = (s: unknown): s is string => typeof s === 'string' && OCI_DIGEST.test(s);
+
 /** The 64 hex digits of a `sha256:<hex>` digest (refuses other algorithms). */
 export function digestHex(digest: string): string {
-  const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
+  const m = OCI_DIGEST.exec(digest);
   if (!m) throw new Error(`not a sha256 digest: ${digest}`);
   return m[1]!;
 }

@@ -6,7 +6,7 @@ import { finished } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import { RocmflowError } from '../errors.js';
 import { detectCompression, openDecompressed, type Compression } from './compress.js';
-import { digestHex, sha256Of } from './digest-stream.js';
+import { digestHex, isOciDigest, sha256Of } from './digest-stream.js';
 import { checkRepoTag, writeDockerArchive } from './docker-archive.js';
 import { LAYER_MEDIA_TYPES, writeLayer, type LayerInfo } from './layer.js';
 import { collectTree, type TarEntry, type TarSource } from './tar-entries.js';
@@ -271,8 +271,6 @@ async function linkLayer(blobs: string, layer: LayerInfo): Promise<LayerInfo> {
   return { ...layer, path };
 }
 
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-
 /** Put an existing blob in the layout (hardlinked when possible) and hash it to get its digest, unless it is a stored blob of a known one. */
 async function addBlob(
   blobs: string, blob: string, diffId: string | undefined, signal?: AbortSignal,
@@ -284,7 +282,7 @@ async function addBlob(
   });
   const tmp = join(blobs, `.incoming-${process.pid}`);
   await link(blob, tmp).catch(() => copyFile(blob, tmp));
-  const { digest, size } = recorded?.stored && DIGEST_RE.test(recorded.digest) ? { digest: recorded.digest, size: (await stat(tmp)).size } : await hashFile(tmp, signal);
+  const { digest, size } = recorded?.stored && isOciDigest(recorded.digest) ? { digest: recorded.digest, size: (await stat(tmp)).size } : await hashFile(tmp, signal);
   let uncompressedSize = size;
   if (compression === 'none') {
     if (diffId && diffId !== digest) throw new RocmflowError('E_LAYER_MISMATCH', `layer ${blob}: its digest is ${digest}, not the diff_id given (${diffId})`);

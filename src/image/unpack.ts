@@ -19,6 +19,7 @@ import { join, relative } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { extract } from '../archive/extract.js';
 import { sha256 } from '../util/canonical.js';
+import { isOciDigest } from './digest-stream.js';
 import { sha256File } from '../util/sha256-file.js';
 
 /** The parts of an image config a runner needs. */
@@ -52,11 +53,9 @@ export interface UnpackOptions {
 
 const bad = (what: string, why: string) => new RocmflowError('E_BAD_IMAGE', `${what}: ${why}`);
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-
 /** A blob of an OCI layout: the path, after checking the digest's form (no `../` through a digest). */
 function blobPath(layout: string, digest: unknown, what: string): string {
-  if (typeof digest !== 'string' || !DIGEST.test(digest)) throw bad(what, `"${String(digest)}" is not a sha256 digest`);
+  if (!isOciDigest(digest)) throw bad(what, `"${String(digest)}" is not a sha256 digest`);
   return join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length));
 }
 

@@ -19,6 +19,9 @@ import { join } from 'node:path';
 import { writeOciImage, runtimeLabels, type OciImage, type OciLayerInput } from '../image/oci.js';
 import { readManifest } from '../image/snapshot-manifest.js';
 import { layerEntries } from '../image/layer.js';
+import { LAYER_ZSTD_LEVEL } from '../image/compress.js';
+import { isOciDigest } from '../image/digest-stream.js';
+import { layerKey, recallLayer, rememberLayer, type LayerMemo } from '../image/layer-memo.js';
 import type { TarEntry, TarSource } from '../image/tar-entries.js';
 import type { Progress, ProgressHandle } from '../plugin/types.js';
 import { defaultMtime } from '../image/tar-writer.js';
@@ -92,6 +95,12 @@ export interface RuntimeImagesOptions {
    * without reading the archive.
    */
   isStoredBlob?(path: string, digest: string): boolean;
+  /**
+   * Layers of the full image made before, found again by their files'
+   * stat (image/layer-memo.ts): the host's system libraries are then the
+   * stored blob of the last run, not compressed anew.
+   */
+  layerMemo?: LayerMemo;
   /** Where `minimal.oci.tar`, `minimal.docker.tar` and the layouts `full.oci/` and `base.oci/` go. */
   outDir: string;
   target: string;
@@ -125,6 +134,8 @@ export interface RuntimeImages {
   base: NamedImage;
   /** True when the snapshot archive became the ROCm layer as is. */
   reusedSnapshot: boolean;
+  /** How many of the full image's other layers were stored blobs of earlier runs (layerMemo). */
+  reusedLayers: number;
   /**
    * Milliseconds per image (each includes its layers and archives), for the
    * report. The minimal image is written while the full and base images are,
@@ -181,8 +192,6 @@ export function imageMode(e: TarEntry): TarEntry {
 
 const normalized = async (from: string | readonly TarSource[]) => ({ entries: (await layerEntries(from)).map(imageMode) });
 
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-
 /**
  * A snapshot is this image's GPU runtime layer as is when it unpacks under
  * opt/rocm/ (snapshot-rocm writes it so). Its manifest's record of both
@@ -197,7 +206,7 @@ async function usableSnapshot(
   const rocm = ROCM_MOUNT.slice(1);
   if (!m || m.files.length === 0 || !m.files.every((f) => rocm === f.path || rocm.startsWith(`${f.path}/`) || f.path.startsWith(`${rocm}/`))) return null;
   const { digest, diffId, uncompressedSize } = m.layer;
-  const ok = DIGEST_RE.test(String(digest)) && DIGEST_RE.test(String(diffId)) && Number.isSafeInteger(uncompressedSize) && uncompressedSize >= 0;
+  const ok = isOciDigest(digest) && isOciDigest(diffId) && Number.isSafeInteger(uncompressedSize) && uncompressedSize >= 0;
   return ok ? { recorded: { digest, diffId, uncompressedSize, stored: isStoredBlob?.(archive, digest) ?? false } } : {};
 }
 
@@ -272,17 +281,33 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
   // The full and base images are layout directories, not archives: the GPU runtime's layer is the
   // snapshot itself, hard-linked in, and the base links the full image's lower layers. An archive
   // would copy gigabytes the cache already holds, every run.
+  // a layer made from files is looked up first: unchanged files give the last run's stored blob
+  let reusedLayers = 0;
+  const remember: { at: number; key: string }[] = [];
+  const memoized = async (from: readonly TarSource[], comment: string, at: number): Promise<OciLayerInput> => {
+    const { entries } = await normalized(from);
+    const memo = o.layerMemo;
+    const key = memo ? layerKey(entries, { compression: 'zstd', level: LAYER_ZSTD_LEVEL, mtime: p.created, version: memo.version }) : null;
+    const hit = key ? recallLayer(memo!, key) : null;
+    if (hit) {
+      reusedLayers++;
+      return { blob: hit.blob, recorded: hit.recorded, comment };
+    }
+    if (key) remember.push({ at, key });
+    return { from: { entries }, compression: 'zstd', level: LAYER_ZSTD_LEVEL, comment };
+  };
   const writeFullAndBase = async () => {
     const lower: OciLayerInput[] = [];
-    if (system.length) lower.push({ from: await normalized(system), comment: 'host system library directories' });
+    if (system.length) lower.push(await memoized(system, 'host system library directories', lower.length));
     if (snapshot) lower.push({ blob: o.rocmSnapshot!, recorded: snapshot.recorded, comment: 'rocmflow snapshot-rocm' });
-    else if (rocm.length) lower.push({ from: await normalized(rocm), comment: 'GPU runtime tree' });
+    else if (rocm.length) lower.push(await memoized(rocm, 'GPU runtime tree', lower.length));
     const full = await timed('full', async () => writeOciImage({
       ...describe('full'),
-      layers: [...lower, { from: await normalized(llama), comment: 'llama.cpp install' }],
+      layers: [...lower, await memoized(llama, 'llama.cpp install', lower.length)],
       ociDir: join(o.outDir, 'full.oci'),
       onProgress: progress('full'),
     }));
+    for (const { at, key } of remember) rememberLayer(o.layerMemo!, key, full.layers[at]!);
     const shared = full.layers.slice(0, lower.length);
     const base = await timed('base', () => writeOciImage({
       ...describe('base'),
@@ -305,6 +330,7 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
     full: { ...full, name: imageName(o.target, 'full') },
     base: { ...base, name: imageName(o.target, 'base') },
     reusedSnapshot,
+    reusedLayers,
     timings: Object.fromEntries(IMAGE_KINDS.map((k) => [k, timings[k]])) as Record<ImageKind, number>,
   };
 }

@@ -101,6 +101,13 @@ export interface RunContext<Options = unknown> extends TaskContext<Options> {
    * cached snapshot linked into an image). False for anything else.
    */
   isStoredBlob(path: string, sha256: string): boolean;
+  /**
+   * The content store's own blob of `sha256` (hex) and `size`, unmodified,
+   * or null: for a task that finds what it made on an earlier run (by a key
+   * of its own, under `cacheDir`) and links it in instead of making it
+   * again. Link it, never write to it.
+   */
+  storedBlob(sha256: string, size: number): string | null;
 }
 
 /** What `run()` may return: lines for the run's closing summary, kept with the cached result. */

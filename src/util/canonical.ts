@@ -12,6 +12,11 @@ export function canonicalJson(value: unknown): string {
     .join(',')}}`;
 }
 
+/** A sha256 digest as the cache names things: 64 lower-case hex digits. */
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+export const isSha256Hex = (s: unknown): s is string => typeof s === 'string' && SHA256_HEX.test(s);
+
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }

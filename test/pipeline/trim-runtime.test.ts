@@ -5,8 +5,9 @@
  * tests share, see test/helpers/cpu-pipeline.ts): llama.cpp built from
  * node-llama-cpp's bundle, llama-server and the CLI traced on the generated
  * tiny model, trimmed, verified with identical text, written as OCI images
- * that skopeo and umoci accept. Then: a second run is all fresh, and one
- * changed cmake flag reruns build-llama and what follows, nothing before.
+ * that skopeo and umoci accept. Then: a second run is all fresh, a forced
+ * rerun takes the full image's layers from the store, and one changed
+ * cmake flag reruns build-llama and what follows, nothing before.
  *
  * One pipeline run is shared by every assertion (beforeAll); ccache (shared,
  * in the user's cache) keeps the rebuilds short.
@@ -129,6 +130,25 @@ describe('rocmflow run trim-runtime --target cpu', () => {
     expect(Object.keys(st).length).toBe(10);
     for (const s of Object.values(st)) expect(s).toMatch(/^(fresh|cached)$/);
   }, 300_000);
+
+  it('a forced rerun takes the full image\'s layers from the store, made on an earlier run: the same image, nothing compressed again', async () => {
+    const force = ['run', 'trim-runtime', '--target', 'cpu', '--force', 'trim-runtime', '--json'];
+    // the first run may have been restored from the shared cache: this one makes the layers (or finds them) and remembers them
+    const a = await run(force);
+    expect(a.code).toBe(0);
+    const ra = json(join(out('trim-runtime'), 'report.json'));
+    const b = await run(force);
+    expect(b.code).toBe(0);
+    expect(states(b)['trim-runtime']).toBe('ran');
+    const rb = json(join(out('trim-runtime'), 'report.json'));
+    // the cpu target's full image: the host's library directories and llama.cpp, both unchanged
+    expect(rb.images.full.layers).toBe(2);
+    expect(rb.reusedLayers).toBe(2);
+    expect(rb.images.full.digest).toBe(ra.images.full.digest);
+    expect(rb.images.base.digest).toBe(ra.images.base.digest);
+    const full = JSON.parse(sh('skopeo', ['inspect', `oci:${join(out('trim-runtime'), 'images', 'full.oci')}`]));
+    expect(full.Layers).toHaveLength(2);
+  }, 600_000);
 
   it('reruns build-llama and what follows when one cmake flag changes, and explain names it', async () => {
     writeConfig(['-DGGML_AVX512=OFF']);

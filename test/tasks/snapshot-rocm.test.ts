@@ -33,6 +33,7 @@ function context(d: string, fetchOut: string, opts: { level?: number; mtime?: nu
     progress: { start: () => ({ update: (a, b) => progress.push([a, b]), done() {} }) },
     cacheDir: join(d, 'cache'),
     isStoredBlob: () => false,
+    storedBlob: () => null,
   };
   return { ctx, progress, outDir };
 }

@@ -6,10 +6,9 @@
  */
 import { manifestProblem } from '../output-manifest.js';
 import type { StoredEntry } from './signing.js';
+import { isSha256Hex } from '../../util/canonical.js';
 
-const HEX64 = /^[0-9a-f]{64}$/;
-
-export const isDigest = (s: unknown): s is string => typeof s === 'string' && HEX64.test(s);
+export const isDigest = isSha256Hex;
 
 /** The stored entry, or a one-line reason it is malformed. */
 export function parseStoredEntry(body: Buffer, expectedKey: string): { stored: StoredEntry } | { problem: string } {

@@ -1,0 +1,102 @@
+/**
+ * Layers made before, found again. A layer built from files on disk is
+ * keyed by everything its bytes follow from: each entry's path, type, mode,
+ * size and link target; each source file's device, inode, size, mtime and
+ * ctime (the engine's stat-cache rule: a file cannot change without its
+ * ctime changing); the compression, its level and rocmflow's version. The
+ * record under that key holds the layer's digests; the bytes are the
+ * content store's blob of that digest, linked in by the caller. So a layer
+ * whose files have not changed (the host's system libraries under the full
+ * image, the same on every run) is compressed once, not once per run.
+ *
+ * Records are small JSON files under the cache directory. They are read as
+ * untrusted: one that is malformed, names a blob the store no longer has
+ * (or has modified), or is any other kind of file is ignored and the layer
+ * is made again. A wrong diff_id in a record can only give an image that
+ * runtimes refuse (they check every layer against it), never other content.
+ */
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { canonicalJson, sha256 } from '../util/canonical.js';
+import { digestHex, isOciDigest } from './digest-stream.js';
+import type { LayerInfo } from './layer.js';
+import type { TarEntry } from './tar-entries.js';
+
+export interface LayerMemo {
+  /** Where the records are kept (e.g. `<cache>/layers`). */
+  dir: string;
+  /** The content store's unmodified blob of this sha256 (hex) and size, or null (RunContext.storedBlob). */
+  storedBlob(sha256: string, size: number): string | null;
+  /** Part of every key: the writer's version, so a changed writer makes its layers anew. */
+  version: string;
+}
+
+export interface RecalledLayer {
+  /** The stored blob, to link into the image. */
+  blob: string;
+  recorded: { digest: string; diffId: string; uncompressedSize: number; stored: true };
+}
+
+/**
+ * A source file modified this recently could change again within the same
+ * clock tick unseen (git's racy-clean rule): such a layer is not remembered.
+ */
+const RACY_MS = 2000;
+
+/**
+ * The key of a layer made from `entries` with the writer's settings `how`
+ * (compression, level, the entries' mtime, the writer's version), or null
+ * when it cannot be keyed safely: a source is missing, is not a regular
+ * file, or was modified too recently.
+ */
+export function layerKey(entries: readonly TarEntry[], how: Readonly<Record<string, string | number>>, now = Date.now()): string | null {
+  const rows: unknown[] = [];
+  for (const e of entries) {
+    let src: string | null = null;
+    if (e.type === 'file' && e.source) {
+      const st = lstatSync(e.source, { bigint: true, throwIfNoEntry: false });
+      if (!st?.isFile() || Number(st.size) !== e.size) return null;
+      if (now - Number(st.mtimeMs) < RACY_MS || now - Number(st.ctimeMs) < RACY_MS) return null;
+      src = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    }
+    rows.push([e.path, e.type, e.mode, e.size, e.target ?? null, src]);
+  }
+  return sha256(canonicalJson({ v: 1, ...how, entries: rows }));
+}
+
+const recordPath = (memo: LayerMemo, key: string) => join(memo.dir, `${key}.json`);
+
+/** The layer remembered under `key`, when its record is sound and the store still has its blob. */
+export function recallLayer(memo: LayerMemo, key: string): RecalledLayer | null {
+  let r: Record<string, unknown>;
+  try {
+    const path = recordPath(memo, key);
+    if (!lstatSync(path).isFile()) return null;
+    r = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  if (!r || typeof r !== 'object') return null;
+  const { digest, diffId, size, uncompressedSize } = r;
+  if (!isOciDigest(digest) || !isOciDigest(diffId)) return null;
+  if (!Number.isSafeInteger(size) || (size as number) < 0 || !Number.isSafeInteger(uncompressedSize) || (uncompressedSize as number) < 0) return null;
+  const blob = memo.storedBlob(digestHex(digest), size as number);
+  return blob ? { blob, recorded: { digest, diffId, uncompressedSize: uncompressedSize as number, stored: true } } : null;
+}
+
+/** Remember a layer just written under `key` (atomically; a failure to write is not an error). */
+export function rememberLayer(memo: LayerMemo, key: string, layer: Pick<LayerInfo, 'digest' | 'diffId' | 'size' | 'uncompressedSize'>): void {
+  const dest = recordPath(memo, key);
+  const tmp = `${dest}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    mkdirSync(memo.dir, { recursive: true });
+    const { digest, diffId, size, uncompressedSize } = layer;
+    writeFileSync(tmp, JSON.stringify({ digest, diffId, size, uncompressedSize }) + '\n', { flag: 'wx', mode: 0o644 });
+    renameSync(tmp, dest);
+  } catch {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {}
+  }
+}
