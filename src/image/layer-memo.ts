@@ -9,11 +9,12 @@
  * whose files have not changed (the host's system libraries under the full
  * image, the same on every run) is compressed once, not once per run.
  *
- * Records are small JSON files under the cache directory. They are read as
- * untrusted: one that is malformed, names a blob the store no longer has
- * (or has modified), or is any other kind of file is ignored and the layer
- * is made again. A wrong diff_id in a record can only give an image that
- * runtimes refuse (they check every layer against it), never other content.
+ * Records are small JSON files under the local cache directory, never
+ * pushed or pulled, and can only point at a blob already in this store.
+ * They are still read as untrusted: one that is malformed, names a blob the
+ * store no longer has (or has modified), or is any other kind of file is
+ * ignored and the layer is made again. A wrong diff_id gives an image that
+ * runtimes refuse (they check every layer against it).
  */
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
