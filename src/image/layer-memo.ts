@@ -3,7 +3,10 @@
  * keyed by everything its bytes follow from: each entry's path, type, mode,
  * size and link target; each source file's device, inode, size, mtime and
  * ctime (the engine's stat-cache rule: a file cannot change without its
- * ctime changing); the compression, its level and rocmflow's version. The
+ * ctime changing), or, for a content-store blob (a restored output, whose
+ * ctime moves whenever another workspace links it), its device, inode and
+ * size under the store's own rule (a write moves its mtime off the
+ * sentinel); the compression, its level and rocmflow's version. The
  * record under that key holds the layer's digests; the bytes are the
  * content store's blob of that digest, linked in by the caller. So a layer
  * whose files have not changed (the host's system libraries under the full
@@ -19,6 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BLOB_MTIME } from '../cache/content-store.js';
 import { canonicalJson, sha256 } from '../util/canonical.js';
 import { digestHex, isOciDigest } from './digest-stream.js';
 import type { LayerInfo } from './layer.js';
@@ -58,8 +62,14 @@ export function layerKey(entries: readonly TarEntry[], how: Readonly<Record<stri
     if (e.type === 'file' && e.source) {
       const st = lstatSync(e.source, { bigint: true, throwIfNoEntry: false });
       if (!st?.isFile() || Number(st.size) !== e.size) return null;
-      if (now - Number(st.mtimeMs) < RACY_MS || now - Number(st.ctimeMs) < RACY_MS) return null;
-      src = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      if (Math.floor(Number(st.mtimeMs) / 1000) === BLOB_MTIME) {
+        // a content-store blob (a restored or captured output): any write changes its mtime from
+        // the sentinel, while its ctime changes each time a workspace links it, so it is not keyed
+        src = `${st.dev}:${st.ino}:${st.size}:stored`;
+      } else {
+        if (now - Number(st.mtimeMs) < RACY_MS || now - Number(st.ctimeMs) < RACY_MS) return null;
+        src = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      }
     }
     rows.push([e.path, e.type, e.mode, e.size, e.target ?? null, src]);
   }

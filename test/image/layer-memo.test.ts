@@ -2,10 +2,11 @@
  * The layer memo on real files: what changes a key, what makes a layer
  * unkeyable, and that a record is trusted only as far as the store backs it.
  */
-import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { BLOB_MTIME } from '../../src/cache/content-store.js';
 import { layerKey, recallLayer, rememberLayer, type LayerMemo } from '../../src/image/layer-memo.js';
 import type { TarEntry } from '../../src/image/tar-entries.js';
 
@@ -37,6 +38,21 @@ describe('layerKey', () => {
     // same size, the old mtime put back: only the ctime tells, and it does
     const again = oldFile(join(d, 'a.so'), 'bbbb');
     expect(layerKey([again, link], HOW, Date.now() + 10_000)).not.toBe(k);
+  });
+
+  it('keys a content-store blob by its inode and the mtime sentinel: another link does not change it, a write does', () => {
+    const d = tmp();
+    const blob = join(d, 'blob');
+    writeFileSync(blob, 'llama');
+    utimesSync(blob, BLOB_MTIME, BLOB_MTIME);
+    const e: TarEntry = { path: 'opt/llama/lib/libllama.so', type: 'file', mode: 0o755, size: 5, source: blob };
+    // linked just now: its ctime is fresh, which would make any other file unkeyable
+    const k = layerKey([e], HOW);
+    expect(k).toMatch(/^[0-9a-f]{64}$/);
+    linkSync(blob, join(d, 'another-workspace'));
+    expect(layerKey([e], HOW)).toBe(k);
+    writeFileSync(blob, 'LLAMA');
+    expect(layerKey([e], HOW)).toBeNull();
   });
 
   it('is null when a source is missing, not a regular file, not the size listed, or modified just now', () => {
