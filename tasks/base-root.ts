@@ -16,8 +16,6 @@ import { join, resolve } from 'node:path';
 import { defineTask, s, type RuntimeSource, type TaskContext, type TaskInputs } from '../src/plugin/index.js';
 import { baseRootSourceSchema, type BaseRootSource } from '../src/baseroot/types.js';
 import { debootstrapPlan, makeBaseRoot } from '../src/baseroot/make.js';
-import { rootPath } from '../src/baseroot/inspect.js';
-import { humanBytes } from '../src/image/report.js';
 
 /** `tasks.base-root` options. */
 export interface BaseRootOptions {
@@ -53,6 +51,9 @@ export default defineTask<BaseRootOptions>({
   },
   outputs: ['root.json'],
   async run(ctx) {
+    // loaded when the task runs, not for the check that finds it fresh
+    const { rootPath } = await import('../src/baseroot/inspect.js');
+    const { humanBytes } = await import('../src/image/report.js');
     const source = ctx.options.source ?? 'host';
     const record = await makeBaseRoot(source, {
       cacheDir: ctx.cacheDir,

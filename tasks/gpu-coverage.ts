@@ -10,9 +10,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineTask, s } from '../src/plugin/index.js';
-import { baseRootFromDeps, runtimeRootFromDeps } from '../src/pipeline/runtime.js';
 import { coverageFacts, coverageRoots, gpuArch, judgeCoverage } from '../src/pipeline/coverage.js';
-import { scanCoverage } from '../src/fatbin/scan-coverage.js';
 
 /** `tasks.gpu-coverage` options. */
 export interface GpuCoverageOptions {
@@ -32,6 +30,9 @@ export default defineTask<GpuCoverageOptions>({
   },
   outputs: ['coverage.json'],
   async run(ctx) {
+    // loaded when the task runs, not for the check that finds it fresh
+    const { baseRootFromDeps, runtimeRootFromDeps } = await import('../src/pipeline/runtime.js');
+    const { scanCoverage } = await import('../src/fatbin/scan-coverage.js');
     const arch = gpuArch(ctx.target);
     const out = join(ctx.outDir, 'coverage.json');
     if (!arch) {

@@ -15,11 +15,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineTask, RocmflowError, s } from '../src/plugin/index.js';
-import { buildLlama, buildLlamaOptionsSchema } from '../src/llama/build.js';
-import { execStreaming } from '../src/llama/exec.js';
 import { evalText } from '../src/llama/eval-text.js';
 import { DEFAULT_NUMERICS_SPEC, parseBasePerplexity, perplexityBaseCommand, thresholdGroup, type NumericsSpec, type NumericsThresholds, type ThresholdGroup } from '../src/llama/numerics.js';
-import { modelWeightType, thresholdsFor, withLostLogRetry, type NumericsReference } from '../src/pipeline/numerics.js';
+import type { NumericsReference } from '../src/pipeline/numerics.js';
 import { sha256 } from '../src/util/canonical.js';
 import cpuTarget from '../plugins/cpu.js';
 
@@ -80,6 +78,10 @@ export default defineTask<NumericsReferenceOptions>({
   },
   outputs: ['reference.json', 'eval.txt', 'base.kld', 'reference', 'perplexity.log'],
   async run(ctx) {
+    // loaded when the task runs, not for the check that finds it fresh
+    const { buildLlama, buildLlamaOptionsSchema } = await import('../src/llama/build.js');
+    const { execStreaming } = await import('../src/llama/exec.js');
+    const { modelWeightType, thresholdsFor, withLostLogRetry } = await import('../src/pipeline/numerics.js');
     const spec = specOf(ctx.options);
     const model = join(ctx.deps.model!.outDir, 'model.gguf');
     const weightType = await modelWeightType(model);

@@ -9,9 +9,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { defineTask, RocmflowError, s } from '../src/plugin/core.js';
 import { createCompressor, EXPORT_ZSTD_LEVEL, type Compression } from '../src/image/compress.js';
-import { writeTarFile } from '../src/image/oci.js';
-import { defaultMtime } from '../src/image/tar-writer.js';
-import { humanBytes, sizeReport, type CompressedFormat, type ImageSize } from '../src/image/report.js';
+import type { CompressedFormat, ImageSize } from '../src/image/report.js';
 
 /** `tasks.package-image` options. */
 export interface PackageImageOptions {
@@ -57,6 +55,10 @@ export default defineTask<PackageImageOptions>({
   },
   outputs: ['exports', 'size-report.md'],
   async run(ctx) {
+    // loaded when the task runs, not for the check that finds it fresh
+    const { writeTarFile } = await import('../src/image/oci.js');
+    const { defaultMtime } = await import('../src/image/tar-writer.js');
+    const { humanBytes, sizeReport } = await import('../src/image/report.js');
     const trim = ctx.deps['trim-runtime']!.outDir;
     const report = JSON.parse(await readFile(join(trim, 'report.json'), 'utf8')) as TrimReportJson;
     if (!report.images) throw new RocmflowError('E_MISSING_DEP', `${join(trim, 'report.json')}: no images recorded; rerun trim-runtime`);

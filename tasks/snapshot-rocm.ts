@@ -9,7 +9,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { defineTask, RocmflowError, s, type RunContext, type TaskContext, type TaskInputs } from '../src/plugin/core.js';
-import { humanBytes } from '../src/image/report.js';
 import { snapshot, type SnapshotInfo } from '../src/image/snapshot.js';
 import { ROCM_MOUNT } from '../src/pipeline/runtime.js';
 
@@ -99,6 +98,8 @@ export default defineTask<SnapshotRocmOptions>({
   },
   outputs: ['rocm.tar.zst', 'rocm.manifest.json'],
   async run(ctx) {
+    // loaded when the task runs, not for the check that finds it fresh
+    const { humanBytes } = await import('../src/image/report.js');
     const dep = ctx.deps['fetch-rocm'];
     if (!dep) throw new RocmflowError('E_MISSING_DEP', 'snapshot-rocm: the fetch-rocm result is missing');
     const bar = ctx.progress.start('snapshot ROCm', { unit: 'bytes' });

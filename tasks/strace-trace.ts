@@ -22,12 +22,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { defineTask, s, type Detection } from '../src/plugin/core.js';
-import { sandboxRunner } from '../src/pipeline/workload-runner.js';
 import { DEFAULT_WORKLOAD, pickCli, runWorkload, textsOf, type WorkloadSpec } from '../src/llama/workload.js';
-import { pipelineRuntime, LLAMA_MOUNT, MODELS_MOUNT, ROCM_MOUNT } from '../src/pipeline/runtime.js';
-import { startVramSampler, type VramSample, type VramSource } from '../src/gpu/vram.js';
-import { parseTraceFiles } from '../src/trace/parse.js';
-import { compareNumerics, numericsError, numericsFromDeps, NUMERICS_MOUNT, type NumericsResult } from '../src/pipeline/numerics.js';
+import type { VramSample, VramSource } from '../src/gpu/vram.js';
+import type { NumericsResult } from '../src/pipeline/numerics.js';
 
 /** `tasks.strace-trace` options. */
 export interface StraceTraceOptions {
@@ -89,6 +86,12 @@ const straceTrace = defineTask<StraceTraceOptions>({
   },
   outputs: ['trace', 'access.json', 'workload.json'],
   async run(ctx) {
+    // loaded when the task runs, not for the check that finds it fresh
+    const { sandboxRunner } = await import('../src/pipeline/workload-runner.js');
+    const { pipelineRuntime, LLAMA_MOUNT, MODELS_MOUNT, ROCM_MOUNT } = await import('../src/pipeline/runtime.js');
+    const { startVramSampler } = await import('../src/gpu/vram.js');
+    const { parseTraceFiles } = await import('../src/trace/parse.js');
+    const { compareNumerics, numericsError, numericsFromDeps, NUMERICS_MOUNT } = await import('../src/pipeline/numerics.js');
     const def = ctx.target.definition;
     const device = JSON.parse(await readFile(join(ctx.deps['detect-target']!.outDir, 'device.json'), 'utf8')) as { detection: Detection; noDevice?: boolean };
     const detection = device.detection;
