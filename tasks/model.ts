@@ -10,10 +10,6 @@ import { basename, join, resolve } from 'node:path';
 import { defineTask, s, type Progress, type TaskInputs } from '../src/plugin/core.js';
 import { describeModel, humanBytes, humanCount, type ModelSummary } from '../src/gguf/describe.js';
 import { planModel, type ModelPlan, type ModelSourceOptions } from '../src/gguf/model-source.js';
-import { readGguf } from '../src/gguf/read.js';
-import { sha256File } from '../src/util/sha256-file.js';
-import { writeTinyModel } from '../src/gguf/tiny-model.js';
-import { download } from '../src/fetch/download.js';
 import { llamaVocab } from '../src/llama/vocab.js';
 import { isExactNpmSpec } from '../src/llama/source.js';
 
@@ -148,6 +144,10 @@ export interface MaterializeEnv {
 
 /** Carry out a plan: write `model.gguf` and `model.json` into `outDir`. */
 export async function materializeModel(plan: ModelPlan, outDir: string, env: MaterializeEnv): Promise<ModelRecord> {
+  // the GGUF reader and writer and the downloader load when a model is made, not for a fresh check
+  const [{ readGguf }, { writeTinyModel }, { download }, { sha256File }] = await Promise.all([
+    import('../src/gguf/read.js'), import('../src/gguf/tiny-model.js'), import('../src/fetch/download.js'), import('../src/util/sha256-file.js'),
+  ]);
   await mkdir(outDir, { recursive: true });
   const dest = join(outDir, 'model.gguf');
   let record: Omit<ModelRecord, 'summary'>;
@@ -186,6 +186,7 @@ export async function materializeModel(plan: ModelPlan, outDir: string, env: Mat
 }
 
 async function hashWithProgress(path: string, size: number, label: string, env: MaterializeEnv): Promise<string> {
+  const { sha256File } = await import('../src/util/sha256-file.js');
   const bar = env.progress?.start(label, { total: size, unit: 'bytes' });
   const digest = await sha256File(path, (done) => bar?.update(done, size), env.signal);
   bar?.done();

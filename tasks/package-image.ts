@@ -8,7 +8,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { defineTask, RocmflowError, s } from '../src/plugin/core.js';
-import { createCompressor, EXPORT_ZSTD_LEVEL, type Compression } from '../src/image/compress.js';
+import { EXPORT_ZSTD_LEVEL, type Compression } from '../src/image/levels.js';
 import type { CompressedFormat, ImageSize } from '../src/image/report.js';
 
 /** `tasks.package-image` options. */
@@ -22,6 +22,7 @@ export interface PackageImageOptions {
 const EXT: Record<CompressedFormat, string> = { zstd: 'zst', gzip: 'gz' };
 
 async function compressFile(src: string, dest: string, format: Compression, level: number | undefined, signal: AbortSignal): Promise<number> {
+  const { createCompressor } = await import('../src/image/compress.js');
   const tmp = `${dest}.tmp`;
   const out = createWriteStream(tmp);
   const c = createCompressor(out, { format, level, signal });

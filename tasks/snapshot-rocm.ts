@@ -9,7 +9,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { defineTask, RocmflowError, s, type RunContext, type TaskContext, type TaskInputs } from '../src/plugin/core.js';
-import { snapshot, type SnapshotInfo } from '../src/image/snapshot.js';
+import type { SnapshotInfo } from '../src/image/snapshot.js';
 import { ROCM_MOUNT } from '../src/pipeline/runtime.js';
 
 /** `tasks.snapshot-rocm` options. */
@@ -63,6 +63,7 @@ export async function snapshotRocm(fetchOutDir: string, outDir: string, workDir:
     dir = join(workDir, 'empty-rocm');
     await mkdir(dir, { recursive: true });
   }
+  const { snapshot } = await import('../src/image/snapshot.js');
   const info = await snapshot({
     source: dir,
     out: join(outDir, 'rocm.tar.zst'),

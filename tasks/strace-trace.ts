@@ -22,7 +22,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { defineTask, s, type Detection } from '../src/plugin/core.js';
-import { DEFAULT_WORKLOAD, pickCli, runWorkload, textsOf, type WorkloadSpec } from '../src/llama/workload.js';
+import { DEFAULT_WORKLOAD, type WorkloadSpec } from '../src/llama/workload-spec.js';
 import type { VramSample, VramSource } from '../src/gpu/vram.js';
 import type { NumericsResult } from '../src/pipeline/numerics.js';
 
@@ -87,6 +87,7 @@ const straceTrace = defineTask<StraceTraceOptions>({
   outputs: ['trace', 'access.json', 'workload.json'],
   async run(ctx) {
     // loaded when the task runs, not for the check that finds it fresh
+    const { pickCli, runWorkload, textsOf } = await import('../src/llama/workload.js');
     const { sandboxRunner } = await import('../src/pipeline/workload-runner.js');
     const { pipelineRuntime, LLAMA_MOUNT, MODELS_MOUNT, ROCM_MOUNT } = await import('../src/pipeline/runtime.js');
     const { startVramSampler } = await import('../src/gpu/vram.js');

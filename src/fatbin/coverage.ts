@@ -6,6 +6,7 @@
  * their own; PTX is compiled by the driver for any later capability.
  */
 import { GENERIC_ISAS } from '../gpu/amd-arches.js';
+import type { CoverageFinding } from './scan-coverage.js';
 
 /** How the best of the found arches covers a target. */
 export type CoverageKind = 'exact' | 'compatible' | 'generic' | 'ptx';
@@ -101,4 +102,12 @@ export function keepFor(found: Iterable<string>, target: string, opts: KeepOptio
     }
     return true;
   });
+}
+
+/** One line for a finding that misses the target: the library, where, and what it has instead. */
+export function describeMissing(f: CoverageFinding, target: string): string {
+  if (f.kind === 'fatbin') return `${f.library}: no ${target} code in its fat binary (${f.arches.length ? `it has ${f.arches.join(', ')}` : 'it has no code objects at all'})`;
+  const neutral = f.neutralFiles ? `${f.neutralFiles} arch-neutral files` : '';
+  const has = f.arches.length ? `it has ${f.arches.join(', ')}${neutral ? `, and ${neutral}` : ''}` : neutral ? `it has only ${neutral}` : 'it is empty';
+  return `${f.library}: kernel directory ${f.directory} has no files for ${target} (${has})`;
 }

@@ -188,11 +188,3 @@ export async function scanCoverage(roots: readonly ScanRoot[], target: string, o
   }
   return findings.sort((a, b) => (a.library < b.library ? -1 : a.library > b.library ? 1 : (a.directory ?? '') < (b.directory ?? '') ? -1 : 1));
 }
-
-/** One line for a finding that misses the target: the library, where, and what it has instead. */
-export function describeMissing(f: CoverageFinding, target: string): string {
-  if (f.kind === 'fatbin') return `${f.library}: no ${target} code in its fat binary (${f.arches.length ? `it has ${f.arches.join(', ')}` : 'it has no code objects at all'})`;
-  const neutral = f.neutralFiles ? `${f.neutralFiles} arch-neutral files` : '';
-  const has = f.arches.length ? `it has ${f.arches.join(', ')}${neutral ? `, and ${neutral}` : ''}` : neutral ? `it has only ${neutral}` : 'it is empty';
-  return `${f.library}: kernel directory ${f.directory} has no files for ${target} (${has})`;
-}

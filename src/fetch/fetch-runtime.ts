@@ -8,11 +8,11 @@ import { lstat, mkdir, readdir, readFile, realpath, stat, writeFile } from 'node
 import { basename, join, resolve } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import type { Json, Progress, RuntimeSource, TaskInputs } from '../plugin/types.js';
-import { aptCandidates, fetchApt } from './apt.js';
-import { download } from './download.js';
-import { extract } from '../archive/extract.js';
-import { resolveTheRock } from './resolve-therock.js';
-import { rocmVersion } from './version.js';
+// the fetchers are imported where a source of their kind is met: a fresh
+// check of a `none` or `dir` source (the cpu pipeline) loads none of them
+const apt = () => import('./apt.js');
+const theRock = () => import('./resolve-therock.js');
+const rocmVersion = async (root: string) => (await import('./version.js')).rocmVersion(root);
 
 /** What fetch-rocm records in `fetch.json`. */
 export interface FetchRecord {
@@ -69,14 +69,14 @@ export async function runtimeInputs(source: RuntimeSource, env: RuntimeEnv): Pro
       return { files: [path], params: { source: { kind: 'dir', path } } };
     }
     case 'therock': {
-      const r = await resolveTheRock({ ...source, cacheDir: env.cacheDir, warn: env.warn, fetch: env.fetch, signal: env.signal });
+      const r = await (await theRock()).resolveTheRock({ ...source, cacheDir: env.cacheDir, warn: env.warn, fetch: env.fetch, signal: env.signal });
       const resolved: Json = { name: r.name, url: r.url, version: r.version, mtime: r.mtime ?? null, size: r.size ?? null };
       return { params: { source: { kind: 'therock', family: source.family, version: source.version ?? 'newest', index: r.index }, resolved } };
     }
     case 'apt': {
       let versions: Record<string, string> | null = null;
       try {
-        versions = await aptCandidates({ packages: source.packages, sources: source.sources, stateDir: aptState(env.cacheDir), signal: env.signal });
+        versions = await (await apt()).aptCandidates({ packages: source.packages, sources: source.sources, stateDir: aptState(env.cacheDir), signal: env.signal });
       } catch (e) {
         if (env.signal?.aborted || !(e instanceof RocmflowError) || e.code === 'E_APT_PACKAGE') throw e;
         env.warn?.(`${e.message}; the fingerprint covers package names only`);
@@ -103,7 +103,7 @@ export async function fetchRuntime(source: RuntimeSource, outDir: string, env: R
       break;
     case 'apt': {
       const rocm = join(outDir, 'rocm');
-      const r = await fetchApt({
+      const r = await (await apt()).fetchApt({
         packages: source.packages, sources: source.sources, prefix: rocm, stateDir: aptState(env.cacheDir),
         downloadDir: join(env.cacheDir, 'downloads', 'apt'), signal: env.signal,
         onProgress: progressOf(env, 'apt packages', 'packages'),
@@ -127,7 +127,7 @@ export async function fetchRuntime(source: RuntimeSource, outDir: string, env: R
         expect = source.sha256.toLowerCase();
       } else {
         // the resolution inputs() recorded, so we fetch exactly what the fingerprint named
-        const r = await resolveTheRock({ ...source, cacheDir: env.cacheDir, preferRecorded: true, warn: env.warn, fetch: env.fetch, signal: env.signal });
+        const r = await (await theRock()).resolveTheRock({ ...source, cacheDir: env.cacheDir, preferRecorded: true, warn: env.warn, fetch: env.fetch, signal: env.signal });
         url = r.url;
         name = r.name;
         extra = { family: r.family, index: r.index, version: r.version };
@@ -136,6 +136,7 @@ export async function fetchRuntime(source: RuntimeSource, outDir: string, env: R
       const dest = join(env.cacheDir, 'downloads', `${key}-${name}`);
       // a complete earlier download of the same URL is reused after re-verifying its digest
       const known = expect ?? (await readSidecar(dest + '.json', url));
+      const { download } = await import('./download.js');
       const dl = await download({
         url, dest, sha256: known, signal: env.signal, fetch: env.fetch,
         onProgress: progressOf(env, `download ${name}`, 'bytes'),
@@ -143,6 +144,7 @@ export async function fetchRuntime(source: RuntimeSource, outDir: string, env: R
       });
       await writeFile(dest + '.json', JSON.stringify({ url, sha256: dl.sha256, size: dl.size }) + '\n');
       if (dl.cached) env.info?.(`using cached download ${dest}`);
+      const { extract } = await import('../archive/extract.js');
       const x = await extract({ archive: dest, dest: join(outDir, 'rocm'), signal: env.signal, onProgress: progressOf(env, `extract ${name}`, 'bytes') });
       const v = await rocmVersion(join(outDir, 'rocm'));
       record = {

@@ -7,7 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { RocmflowError, usageError } from '../errors.js';
 import { nearestN } from '../util/schema.js';
-import { tinyModelParams, type TinyModelParams } from './tiny-model.js';
+import { tinyModelParams, type TinyModelParams } from './tiny-params.js';
 
 /** What the user configured (`tasks.model`), after schema validation. */
 export interface ModelSourceOptions {

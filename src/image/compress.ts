@@ -8,12 +8,8 @@ import { RocmflowError, missingTool } from '../errors.js';
 import { openDecompressed as openArchive } from '../archive/compression.js';
 import { DigestStream, type Digest } from './digest-stream.js';
 
-/** How a layer or export is compressed. `none` is a plain tar. */
-export type Compression = 'zstd' | 'gzip' | 'none';
-
-/** Default zstd levels: fast for layers rebuilt often, strong for exports kept around. */
-export const LAYER_ZSTD_LEVEL = 3;
-export const EXPORT_ZSTD_LEVEL = 19;
+export { EXPORT_ZSTD_LEVEL, LAYER_ZSTD_LEVEL, type Compression } from './levels.js';
+import { LAYER_ZSTD_LEVEL, type Compression } from './levels.js';
 
 export interface CompressOptions {
   format: Compression;

@@ -11,12 +11,10 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as s from '../util/schema.js';
 import type { Json, Logger, Progress, ResolvedTarget, TaskInputs } from '../plugin/types.js';
-import { execStreaming } from './exec.js';
-import { installLlama, type InstallResult } from './install.js';
+import type { InstallResult } from './install.js';
 import { NPM_LLAMA_SOURCE, prepareSource, resolveSource, sourceInputs, sourceSpecSchema, type SourceSpec } from './source.js';
-import { checkToolchain, type Toolchain } from './toolchain.js';
-import { ccacheStats, probeRootToolchain, ROOT_BUILD, rootBuildArgv, type RootBuildDirs } from './root-build.js';
-import { findHipCompiler } from '../gpu/amd-target.js';
+import type { Toolchain } from './toolchain.js';
+import type { RootBuildDirs } from './root-build.js';
 
 /** `tasks.build-llama` options, defaults filled. */
 export interface BuildLlamaOptions {
@@ -214,6 +212,10 @@ export interface BuildInfo {
 
 /** Build and install llama.cpp into `outDir` (`llama/`, `build-info.json`, `build.log`). */
 export async function buildLlama(p: BuildLlamaParams): Promise<BuildInfo> {
+  // loaded for a build, not for the fresh check that only needs buildLlamaInputs
+  const [{ execStreaming }, { installLlama }, { checkToolchain }, { ccacheStats, probeRootToolchain, ROOT_BUILD, rootBuildArgv }, { findHipCompiler }] = await Promise.all([
+    import('./exec.js'), import('./install.js'), import('./toolchain.js'), import('./root-build.js'), import('../gpu/amd-target.js'),
+  ]);
   const started = Date.now();
   const env = p.env ?? process.env;
   const logFile = join(p.outDir, 'build.log');

@@ -9,7 +9,6 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as s from '../util/schema.js';
-import { extractMember } from '../archive/extract.js';
 import { RocmflowError, usageError } from '../errors.js';
 import type { Json } from '../plugin/types.js';
 
@@ -136,6 +135,7 @@ export async function npmBundle(spec: string, opts: SourceOptions): Promise<stri
     const out = await run('npm', ['pack', `${name}@${version}`, '--silent', '--pack-destination', tmp], { cwd: tmp, signal: opts.signal, what: `npm pack ${name}@${version}` });
     const tgz = out.trim().split('\n').pop()!;
     // the one archive reader, for one member: nothing else in the package is written
+    const { extractMember } = await import('../archive/extract.js');
     if (!(await extractMember(join(tmp, tgz), 'package/llama/gitRelease.bundle', join(tmp, 'gitRelease.bundle'), { signal: opts.signal })))
       throw usageError('E_SOURCE', `llama.cpp source npm ${spec}: the package has no llama/gitRelease.bundle`);
     await mkdir(dir, { recursive: true });

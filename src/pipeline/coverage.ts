@@ -8,7 +8,8 @@ import { existsSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import * as s from '../util/schema.js';
-import { describeMissing, type CoverageFinding, type ScanRoot } from '../fatbin/scan-coverage.js';
+import { describeMissing } from '../fatbin/coverage.js';
+import type { CoverageFinding, ScanRoot } from '../fatbin/scan-coverage.js';
 import type { Detection, Json, ResolvedTarget } from '../plugin/types.js';
 import { ROCM_MOUNT } from './runtime.js';
 
