@@ -29,7 +29,9 @@ export function stampDigest(s: StatStamp): string {
 }
 
 export function stampMatches(s: StatStamp | undefined, e: InputEntry): boolean {
-  return typeof s === 'string' && s.startsWith(stampPrefix(e)) && s.length === stampPrefix(e).length + 64;
+  if (typeof s !== 'string') return false;
+  const prefix = stampPrefix(e);
+  return s.length === prefix.length + 64 && s.startsWith(prefix);
 }
 
 /**
