@@ -4,9 +4,11 @@
  * size and link target; each source file's device, inode, size, mtime and
  * ctime (the engine's stat-cache rule: a file cannot change without its
  * ctime changing), or, for a content-store blob (a restored output, whose
- * ctime moves whenever another workspace links it), its device, inode and
- * size under the store's own rule (a write moves its mtime off the
- * sentinel); the compression, its level and rocmflow's version. The
+ * ctime moves whenever another workspace links it), its device, inode, size
+ * and birth time under the store's own rule (a write moves its mtime off
+ * the sentinel; the birth time tells a reused inode number apart), where the
+ * filesystem records birth times; the compression, its level and rocmflow's
+ * version. The
  * record under that key holds the layer's digests; the bytes are the
  * content store's blob of that digest, linked in by the caller. So a layer
  * whose files have not changed (the host's system libraries under the full
@@ -62,10 +64,11 @@ export function layerKey(entries: readonly TarEntry[], how: Readonly<Record<stri
     if (e.type === 'file' && e.source) {
       const st = lstatSync(e.source, { bigint: true, throwIfNoEntry: false });
       if (!st?.isFile() || Number(st.size) !== e.size) return null;
-      if (Math.floor(Number(st.mtimeMs) / 1000) === BLOB_MTIME) {
+      if (Math.floor(Number(st.mtimeMs) / 1000) === BLOB_MTIME && st.birthtimeNs > 0n) {
         // a content-store blob (a restored or captured output): any write changes its mtime from
-        // the sentinel, while its ctime changes each time a workspace links it, so it is not keyed
-        src = `${st.dev}:${st.ino}:${st.size}:stored`;
+        // the sentinel, while its ctime changes each time a workspace links it, so it is keyed by
+        // its birth time instead, which also tells a reused inode number from the old file
+        src = `${st.dev}:${st.ino}:${st.size}:${st.birthtimeNs}:stored`;
       } else {
         if (now - Number(st.mtimeMs) < RACY_MS || now - Number(st.ctimeMs) < RACY_MS) return null;
         src = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
