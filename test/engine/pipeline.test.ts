@@ -4,7 +4,7 @@
  * counter file outside the workspace, so "ran" is proven, not reported.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { PLUGIN_API, rocmflow, states, workspace } from '../helpers/cli.js';
@@ -241,9 +241,22 @@ describe('run', () => {
     expect(ls.stdout.trim().split('\n')).toHaveLength(4);
     const st = JSON.parse(rocmflow(ws, ['cache', 'stats', '--json']).stdout);
     expect(st).toMatchObject({ entries: 4, localHits: 4 });
+    // image layer records (trim-runtime's layer memo) point into the store: gc keeps those whose blob it keeps
+    const layers = join(ws, 'cache', 'layers');
+    mkdirSync(join(layers, 'not-a-record'), { recursive: true });
+    const shard = readdirSync(join(ws, 'cache', 'cas'))[0]!;
+    const stored = readdirSync(join(ws, 'cache', 'cas', shard))[0]!;
+    const record = (digest: string) => JSON.stringify({ digest, diffId: `sha256:${'b'.repeat(64)}`, size: 1, uncompressedSize: 1 });
+    writeFileSync(join(layers, `${'1'.repeat(64)}.json`), record(`sha256:${stored}`));
+    writeFileSync(join(layers, `${'2'.repeat(64)}.json`), record(`sha256:${'c'.repeat(64)}`));
+    writeFileSync(join(layers, `${'3'.repeat(64)}.json`), 'not json');
+    const keep = rocmflow(ws, ['cache', 'gc', '--max-size', '1G']);
+    expect(keep.stdout).toContain('and 3 image layer records whose blob is gone');
+    expect(readdirSync(layers)).toEqual([`${'1'.repeat(64)}.json`]);
     const gc = rocmflow(ws, ['cache', 'gc', '--max-size', '0']);
     expect(gc.code).toBe(0);
     expect(JSON.parse(rocmflow(ws, ['cache', 'stats', '--json']).stdout)).toMatchObject({ entries: 0, blobs: 0 });
+    expect(readdirSync(layers)).toEqual([]);
     // outputs still on disk are fresh; deleted ones now rerun
     rmSync(join(ws, '.rocmflow/out/cpu/other'), { recursive: true });
     expect(states(run(['run', ...ALL]))).toMatchObject({ gen: 'fresh', other: 'ran' });

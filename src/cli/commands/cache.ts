@@ -66,7 +66,7 @@ rocmflow cache pull [TASK...]          download results for the current fingerpr
       const max = parseSize(String(flags['max-size']));
       if (max === null) throw usageError('E_USAGE', `cache gc: --max-size ${JSON.stringify(String(flags['max-size']))} is not a size (e.g. 20G, 500MB, 1.5GiB)`);
       const r = await gcCache(index, store, max, onStray);
-      io.out(`gc: ${formatBytes(r.before)} → ${formatBytes(r.after)}; removed ${r.entriesRemoved} results and ${r.blobsRemoved} blobs`);
+      io.out(`gc: ${formatBytes(r.before)} → ${formatBytes(r.after)}; removed ${r.entriesRemoved} results and ${r.blobsRemoved} blobs${r.layerRecordsRemoved ? `, and ${r.layerRecordsRemoved} image layer records whose blob is gone` : ''}`);
       return 0;
     } finally {
       await s.close();
