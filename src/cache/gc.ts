@@ -3,12 +3,13 @@
  * ones and the entries that need them) and garbage collection down to a
  * size (least recently used entries first, then unreferenced blobs).
  */
-import { lstatSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ActionEntry } from './action-entry.js';
 import type { CacheIndex } from './cache-index.js';
 import type { ContentStore } from './content-store.js';
 import { isSha256Hex } from '../util/canonical.js';
+import { pruneLayerRecords } from '../image/layer-memo.js';
 
 export interface BlobInfo {
   digest: string;
@@ -146,37 +147,5 @@ export async function gcCache(
       blobsRemoved++;
     }
   const after = listBlobs(store).reduce((a, b) => a + b.size, 0);
-  return { before, after, entriesRemoved, blobsRemoved, layerRecordsRemoved: pruneLayerRecords(store) };
-}
-
-/**
- * The layer records under `<cache>/layers` (image/layer-memo.ts) whose blob
- * the store no longer has, or that are not records at all (and temp files
- * of runs that died): a record is only a pointer into the store.
- */
-function pruneLayerRecords(store: ContentStore): number {
-  const dir = join(store.dir, '..', 'layers');
-  let removed = 0;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return 0;
-  }
-  for (const f of names) {
-    const p = join(dir, f);
-    let keep = false;
-    try {
-      const st = lstatSync(p);
-      if (/^[0-9a-f]{64}\.json$/.test(f) && st.isFile()) {
-        const digest = (JSON.parse(readFileSync(p, 'utf8')) as { digest?: unknown }).digest;
-        keep = typeof digest === 'string' && digest.startsWith('sha256:') && isSha256Hex(digest.slice(7)) && store.has(digest.slice(7));
-      } else keep = st.isFile() && f.includes('.tmp-') && Date.now() - st.mtimeMs < 3600_000;
-    } catch {}
-    if (!keep) {
-      rmSync(p, { recursive: true, force: true });
-      removed++;
-    }
-  }
-  return removed;
+  return { before, after, entriesRemoved, blobsRemoved, layerRecordsRemoved: pruneLayerRecords(join(store.dir, '..', 'layers'), (hex) => store.has(hex)) };
 }

@@ -42,7 +42,7 @@ export function sha256Of(data: Buffer | string): string {
 }
 
 /** A well-formed OCI sha256 digest: `sha256:` and 64 lower-case hex digits. */
-export const OCI_DIGEST = /^sha256:([0-9a-f]{64})$/;
+const OCI_DIGEST = /^sha256:([0-9a-f]{64})$/;
 
 export const isOciDigest = (s: unknown): s is string => typeof s === 'string' && OCI_DIGEST.test(s);
 

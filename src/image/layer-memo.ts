@@ -22,10 +22,10 @@
  * runtimes refuse (they check every layer against it).
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BLOB_MTIME } from '../cache/content-store.js';
-import { canonicalJson, sha256 } from '../util/canonical.js';
+import { canonicalJson, isSha256Hex, sha256 } from '../util/canonical.js';
 import { digestHex, isOciDigest } from './digest-stream.js';
 import type { LayerInfo } from './layer.js';
 import type { TarEntry } from './tar-entries.js';
@@ -79,29 +79,75 @@ export function layerKey(entries: readonly TarEntry[], how: Readonly<Record<stri
   return sha256(canonicalJson({ v: 1, ...how, entries: rows }));
 }
 
-const recordPath = (memo: LayerMemo, key: string) => join(memo.dir, `${key}.json`);
+const recordPath = (dir: string, key: string) => join(dir, `${key}.json`);
 
-/** The layer remembered under `key`, when its record is sound and the store still has its blob. */
-export function recallLayer(memo: LayerMemo, key: string): RecalledLayer | null {
-  let r: Record<string, unknown>;
+const isSize = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/**
+ * A layer's digests as some earlier pass recorded them (a layer record, a
+ * snapshot's manifest), when well-formed: both sha256 digests and the tar's
+ * size. Null for anything else.
+ */
+export function recordedDigests(r: unknown): { digest: string; diffId: string; uncompressedSize: number } | null {
+  if (!r || typeof r !== 'object') return null;
+  const { digest, diffId, uncompressedSize } = r as Record<string, unknown>;
+  return isOciDigest(digest) && isOciDigest(diffId) && isSize(uncompressedSize) ? { digest, diffId, uncompressedSize } : null;
+}
+
+/** The record at `path` (a plain file of a well-formed layer record), or null. */
+function readRecord(path: string): { digest: string; diffId: string; uncompressedSize: number; size: number } | null {
   try {
-    const path = recordPath(memo, key);
     if (!lstatSync(path).isFile()) return null;
-    r = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    const r = JSON.parse(readFileSync(path, 'utf8')) as { size?: unknown };
+    const d = recordedDigests(r);
+    return d && isSize(r.size) ? { ...d, size: r.size } : null;
   } catch {
     return null;
   }
-  if (!r || typeof r !== 'object') return null;
-  const { digest, diffId, size, uncompressedSize } = r;
-  if (!isOciDigest(digest) || !isOciDigest(diffId)) return null;
-  if (!Number.isSafeInteger(size) || (size as number) < 0 || !Number.isSafeInteger(uncompressedSize) || (uncompressedSize as number) < 0) return null;
-  const blob = memo.storedBlob(digestHex(digest), size as number);
-  return blob ? { blob, recorded: { digest, diffId, uncompressedSize: uncompressedSize as number, stored: true } } : null;
+}
+
+/** The layer remembered under `key`, when its record is sound and the store still has its blob. */
+export function recallLayer(memo: LayerMemo, key: string): RecalledLayer | null {
+  const r = readRecord(recordPath(memo.dir, key));
+  const blob = r && memo.storedBlob(digestHex(r.digest), r.size);
+  return blob ? { blob, recorded: { digest: r.digest, diffId: r.diffId, uncompressedSize: r.uncompressedSize, stored: true } } : null;
+}
+
+/**
+ * Remove from `dir` the records whose blob `stored(hex)` says the store no
+ * longer has, and everything that is not a record (temp files of runs that
+ * died an hour ago or more): a record is only a pointer into the store
+ * (`cache gc`). Returns how many went.
+ */
+export function pruneLayerRecords(dir: string, stored: (hex: string) => boolean): number {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const f of names) {
+    const p = join(dir, f);
+    let keep = false;
+    if (f.endsWith('.json') && isSha256Hex(f.slice(0, -5))) {
+      const r = readRecord(p);
+      keep = !!r && stored(digestHex(r.digest));
+    } else if (f.includes('.json.tmp-')) {
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      keep = !!st?.isFile() && Date.now() - st.mtimeMs < 3600_000;
+    }
+    if (!keep) {
+      rmSync(p, { recursive: true, force: true });
+      removed++;
+    }
+  }
+  return removed;
 }
 
 /** Remember a layer just written under `key` (atomically; a failure to write is not an error). */
 export function rememberLayer(memo: LayerMemo, key: string, layer: Pick<LayerInfo, 'digest' | 'diffId' | 'size' | 'uncompressedSize'>): void {
-  const dest = recordPath(memo, key);
+  const dest = recordPath(memo.dir, key);
   const tmp = `${dest}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     mkdirSync(memo.dir, { recursive: true });

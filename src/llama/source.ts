@@ -186,7 +186,11 @@ function treeTop(dir: string): string[] {
 /** A local checkout's state: HEAD plus a hash of uncommitted changes (tracked diff and untracked files). */
 async function localState(dir: string, signal?: AbortSignal): Promise<{ commit: string | null; state: string }> {
   const commit = await checkoutHead(dir, signal);
-  if (!commit) return { commit: null, state: `tree:${await treeDigest(dir)}` };
+  return commit ? { commit, state: await checkoutState(dir, signal) } : { commit: null, state: `tree:${await treeDigest(dir)}` };
+}
+
+/** `clean`, or `dirty:` and a hash of a checkout's uncommitted changes (tracked diff and untracked files). */
+async function checkoutState(dir: string, signal?: AbortSignal): Promise<string> {
   const h = createHash('sha256');
   h.update(await git(['diff', 'HEAD', '--binary'], { cwd: dir, signal, what: `llama.cpp source path ${dir}` }));
   const untracked = (await git(['ls-files', '--others', '--exclude-standard', '-z'], { cwd: dir, signal, what: dir })).split('\0').filter(Boolean).sort();
@@ -195,7 +199,7 @@ async function localState(dir: string, signal?: AbortSignal): Promise<{ commit: 
     if (st?.isFile()) h.update(`${f}\0`).update(await readFile(join(dir, f)));
   }
   const digest = h.digest('hex');
-  return { commit, state: untracked.length === 0 && digest === EMPTY_DIGEST ? 'clean' : `dirty:${digest}` };
+  return untracked.length === 0 && digest === EMPTY_DIGEST ? 'clean' : `dirty:${digest}`;
 }
 
 /** What hashing an empty diff with no untracked files gives. */
@@ -231,8 +235,11 @@ export async function sourceInputs(spec: SourceSpec, opts: SourceOptions): Promi
   const declared = declaredSource(spec);
   if (declared) return { params: declared, files: [] };
   if ('path' in spec) {
+    // a checkout is asked for its HEAD once, here, not again by resolveSource
     const dir = resolve(spec.path);
-    if (!(await checkoutHead(dir, opts.signal))) return { params: { kind: 'path', path: dir, commit: null, state: 'files' }, files: treeTop(dir) };
+    const commit = await checkoutHead(dir, opts.signal);
+    if (!commit) return { params: { kind: 'path', path: dir, commit: null, state: 'files' }, files: treeTop(dir) };
+    return { params: { kind: 'path', path: dir, commit, state: await checkoutState(dir, opts.signal) }, files: [] };
   }
   return { params: (await resolveSource(spec, opts)).params, files: [] };
 }

@@ -20,8 +20,7 @@ import { writeOciImage, runtimeLabels, type OciImage, type OciLayerInput } from 
 import { readManifest } from '../image/snapshot-manifest.js';
 import { layerEntries } from '../image/layer.js';
 import { LAYER_ZSTD_LEVEL } from '../image/compress.js';
-import { isOciDigest } from '../image/digest-stream.js';
-import { layerKey, recallLayer, rememberLayer, type LayerMemo } from '../image/layer-memo.js';
+import { layerKey, recallLayer, recordedDigests, rememberLayer, type LayerMemo } from '../image/layer-memo.js';
 import type { TarEntry, TarSource } from '../image/tar-entries.js';
 import type { Progress, ProgressHandle } from '../plugin/types.js';
 import { defaultMtime } from '../image/tar-writer.js';
@@ -190,6 +189,9 @@ export function imageMode(e: TarEntry): TarEntry {
   return { ...e, mode: (e.mode & ~0o222) | (sticky ? 0o222 : 0o200) };
 }
 
+/** How the full image's file-made layers are compressed: part of their memo key, so set here once. */
+const MEMO_COMPRESSION = { compression: 'zstd', level: LAYER_ZSTD_LEVEL } as const;
+
 const normalized = async (from: string | readonly TarSource[]) => ({ entries: (await layerEntries(from)).map(imageMode) });
 
 /**
@@ -205,9 +207,8 @@ async function usableSnapshot(
   const m = await readManifest(archive.replace(/\.tar\.zst$/, '.manifest.json')).catch(() => null);
   const rocm = ROCM_MOUNT.slice(1);
   if (!m || m.files.length === 0 || !m.files.every((f) => rocm === f.path || rocm.startsWith(`${f.path}/`) || f.path.startsWith(`${rocm}/`))) return null;
-  const { digest, diffId, uncompressedSize } = m.layer;
-  const ok = isOciDigest(digest) && isOciDigest(diffId) && Number.isSafeInteger(uncompressedSize) && uncompressedSize >= 0;
-  return ok ? { recorded: { digest, diffId, uncompressedSize, stored: isStoredBlob?.(archive, digest) ?? false } } : {};
+  const r = recordedDigests(m.layer);
+  return r ? { recorded: { ...r, stored: isStoredBlob?.(archive, r.digest) ?? false } } : {};
 }
 
 export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<RuntimeImages> {
@@ -287,14 +288,14 @@ export async function writeRuntimeImages(o: RuntimeImagesOptions): Promise<Runti
   const memoized = async (from: readonly TarSource[], comment: string, at: number): Promise<OciLayerInput> => {
     const { entries } = await normalized(from);
     const memo = o.layerMemo;
-    const key = memo ? layerKey(entries, { compression: 'zstd', level: LAYER_ZSTD_LEVEL, mtime: p.created, version: memo.version }) : null;
+    const key = memo ? layerKey(entries, { ...MEMO_COMPRESSION, mtime: p.created, version: memo.version }) : null;
     const hit = key ? recallLayer(memo!, key) : null;
     if (hit) {
       reusedLayers++;
       return { blob: hit.blob, recorded: hit.recorded, comment };
     }
     if (key) remember.push({ at, key });
-    return { from: { entries }, compression: 'zstd', level: LAYER_ZSTD_LEVEL, comment };
+    return { from: { entries }, ...MEMO_COMPRESSION, comment };
   };
   const writeFullAndBase = async () => {
     const lower: OciLayerInput[] = [];

@@ -8,8 +8,6 @@ import { manifestProblem } from '../output-manifest.js';
 import type { StoredEntry } from './signing.js';
 import { isSha256Hex } from '../../util/canonical.js';
 
-export const isDigest = isSha256Hex;
-
 /** The stored entry, or a one-line reason it is malformed. */
 export function parseStoredEntry(body: Buffer, expectedKey: string): { stored: StoredEntry } | { problem: string } {
   let doc: any;
@@ -24,7 +22,7 @@ export function parseStoredEntry(body: Buffer, expectedKey: string): { stored: S
   if (e.key !== expectedKey) return { problem: `entry is for key ${String(e.key).slice(0, 12)}, not ${expectedKey.slice(0, 12)}` };
   if (typeof e.task !== 'string' || typeof e.target !== 'string') return { problem: 'task/target missing' };
   if (!Array.isArray(e.summary) || e.summary.some((l: unknown) => typeof l !== 'string')) return { problem: 'summary is not a list of lines' };
-  if (e.log !== undefined && !isDigest(e.log)) return { problem: 'log is not a sha256 digest' };
+  if (e.log !== undefined && !isSha256Hex(e.log)) return { problem: 'log is not a sha256 digest' };
   if (e.facts !== undefined && (typeof e.facts !== 'object' || e.facts === null || Array.isArray(e.facts))) return { problem: 'facts is not an object' };
   const problem = manifestProblem(e.manifest);
   if (problem) return { problem };
