@@ -43,15 +43,35 @@ export async function digestEntries(
   opts: { index: CacheIndex; previous?: Record<string, StatStamp>; onProgress?: (done: number, total: number) => void },
 ): Promise<{ digests: string[]; stamps: Record<string, StatStamp>; hashedBytes: number }> {
   const digests: string[] = new Array(entries.length);
-  const stamps: Record<string, StatStamp> = {};
   const todo: number[] = [];
-  entries.forEach((e, i) => {
-    if (e.type === 'symlink') digests[i] = `link:${e.linkTarget}`;
-    else if (stampMatches(opts.previous?.[e.key], e)) {
-      digests[i] = stampDigest(opts.previous![e.key]!);
-      stamps[e.key] = opts.previous![e.key]!;
+  const previous = opts.previous;
+  let matched = 0;
+  // the previous stamps were written in the same (sorted) order as the
+  // entries come: walk both in step and look a key up by name only where
+  // the two part, since looking up a freshly built string in an object of
+  // tens of thousands of keys costs far more than comparing it with one
+  const prevKeys = previous ? Object.keys(previous) : [];
+  const prevStamps = previous ? Object.values(previous) : [];
+  let j = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.type === 'symlink') {
+      digests[i] = `link:${e.linkTarget}`;
+      continue;
+    }
+    let s: StatStamp | undefined;
+    if (j < prevKeys.length && prevKeys[j] === e.key) s = prevStamps[j++];
+    else s = previous?.[e.key];
+    if (stampMatches(s, e)) {
+      digests[i] = stampDigest(s!);
+      matched++;
     } else todo.push(i);
-  });
+  }
+  // the common no-op: every file as it was and none gone, so the previous
+  // stamps are the new ones as they stand (no copy of tens of thousands of keys)
+  if (todo.length === 0 && previous && matched === prevKeys.length) return { digests, stamps: previous, hashedBytes: 0 };
+  const stamps: Record<string, StatStamp> = {};
+  if (matched) for (const e of entries) if (e.type !== 'symlink' && stampMatches(previous![e.key], e)) stamps[e.key] = previous![e.key]!;
   if (todo.length === 0) return { digests, stamps, hashedBytes: 0 };
 
   const statKey = (e: InputEntry) => `${e.dev}:${e.ino}`;
