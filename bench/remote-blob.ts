@@ -2,7 +2,9 @@
  * A 1 GB blob round trip through the remote cache: push into a real nginx
  * (WebDAV PUT) on loopback, then pull into an empty local cache. Each
  * direction runs in its own child process so its peak RSS (maxRSS) is the
- * remote cache's alone. Prints Markdown table rows; fails above 200 MB.
+ * remote cache's alone. Beside the pull, `curl` downloads the same blob and
+ * `sync` makes it durable: what the disk and server allow with no rocmflow
+ * in the way. Prints Markdown table rows; fails above 200 MB.
  *
  *   node bin/run-ts.js bench/remote-blob.ts [--size-mb 1024]
  */
@@ -98,14 +100,22 @@ async function main(): Promise<number> {
     new ContentStore(pushCache).ingest(src, digest, false);
     const push = runChild('push', nginx.url, pushCache, digest, size);
     const pull = runChild('pull', nginx.url, join(work, 'pull-cache'), digest, size);
+    // the same download with no rocmflow in it, made as durable as a pull
+    // makes its blob (written, then fsync'd before it counts): the disk's own bound
+    const curlTo = join(work, 'curl.bin');
+    const c0 = performance.now();
+    const curl = spawnSync('sh', ['-c', 'curl -sf -o "$1" "$2" && sync "$1"', 'sh', curlTo, `${nginx.url.replace(/\/$/, '')}/cas/${digest}`]);
+    const curlMs = performance.now() - c0;
+    if (curl.status !== 0) throw new Error(`curl of the pushed blob failed: ${curl.stderr}`);
+    rmSync(curlTo, { force: true });
     const rate = (r: ChildReport) => `${(r.bytes / 1e6 / (r.ms / 1000)).toFixed(0)} MB/s`;
     const gb = (size / 2 ** 30).toFixed(2);
     const method =
       'nginx WebDAV PUT on 127.0.0.1; each direction in its own process (`process.resourceUsage().maxRSS`); pull time includes streaming SHA-256 and the store\'s digest check';
-    console.log('| benchmark | size | push | pull | peak RSS push | peak RSS pull | method |');
-    console.log('|---|---|---|---|---|---|---|');
+    console.log('| benchmark | size | push | pull | `curl -o FILE && sync FILE` | peak RSS push | peak RSS pull | method |');
+    console.log('|---|---|---|---|---|---|---|---|');
     console.log(
-      `| remote cache blob round trip | ${gb} GiB | ${rate(push)} (${(push.ms / 1000).toFixed(1)} s) | ${rate(pull)} (${(pull.ms / 1000).toFixed(1)} s) | ${push.maxRssMB.toFixed(0)} MB | ${pull.maxRssMB.toFixed(0)} MB | ${method} |`,
+      `| remote cache blob round trip | ${gb} GiB | ${rate(push)} (${(push.ms / 1000).toFixed(1)} s) | ${rate(pull)} (${(pull.ms / 1000).toFixed(1)} s) | ${rate({ bytes: size, ms: curlMs } as ChildReport)} (${(curlMs / 1000).toFixed(1)} s) | ${push.maxRssMB.toFixed(0)} MB | ${pull.maxRssMB.toFixed(0)} MB | ${method} |`,
     );
     const ok = push.ok && pull.ok && push.maxRssMB < LIMIT_MB && pull.maxRssMB < LIMIT_MB;
     if (!push.ok || !pull.ok) console.error('round trip failed: see warnings above');
