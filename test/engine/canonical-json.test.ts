@@ -28,6 +28,14 @@ describe('canonicalJson', () => {
     );
   });
 
+  it('writes any JSON value, nested, exactly as the general rule does', () => {
+    fc.assert(fc.property(fc.jsonValue(), fc.dictionary(fc.string(), fc.option(fc.jsonValue(), { nil: undefined })), (v, o) => {
+      expect(canonicalJson(v)).toBe(reference(v));
+      expect(canonicalJson(o)).toBe(reference(o));
+      expect(canonicalJson([o, v, o])).toBe(reference([o, v, o]));
+    }), { numRuns: 500 });
+  });
+
   it('does not take a class instance with its own toJSON for a plain map', () => {
     class Odd {
       toJSON() {
