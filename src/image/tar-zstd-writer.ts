@@ -23,6 +23,7 @@ import { availableParallelism } from 'node:os';
 import { closeSync, openSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { RocmflowError } from '../errors.js';
+import { followFile } from '../util/follow-hash.js';
 import { spawnZstd } from './compress.js';
 import type { Digest } from './digest-stream.js';
 import type { TarEntry } from './tar-entries.js';
@@ -145,41 +146,6 @@ parentPort.on('message', (m) => {
 });
 `;
 
-/**
- * Hashes a file while another process appends to it: reads up to its end,
- * waits a moment when it catches up, and after \`flag\` says the writer has
- * exited (1), reads to the end once more and replies. 2: give up.
- */
-const FOLLOW_SRC = `
-const { parentPort, workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const h = require('node:crypto').createHash('sha256');
-const flag = new Int32Array(workerData.flag);
-const buf = Buffer.allocUnsafe(4 << 20);
-let size = 0;
-try {
-  const fd = fs.openSync(workerData.path, 'r');
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, size);
-      if (n > 0) { h.update(buf.subarray(0, n)); size += n; continue; }
-      const f = Atomics.load(flag, 0);
-      if (f === 2) break;
-      if (f === 1) {
-        // the writer is gone: what the file holds now is all of it
-        const m = fs.readSync(fd, buf, 0, buf.length, size);
-        if (m > 0) { h.update(buf.subarray(0, m)); size += m; continue; }
-        parentPort.postMessage({ digest: 'sha256:' + h.digest('hex'), size });
-        break;
-      }
-      Atomics.wait(flag, 0, 0, 2);
-    }
-  } finally { fs.closeSync(fd); }
-} catch (e) {
-  parentPort.postMessage({ error: String(e && e.message || e) });
-}
-`;
-
 /** Hashes the tar bytes in order, off the main thread. */
 const DIGEST_SRC = `
 const { parentPort } = require('node:worker_threads');
@@ -225,25 +191,25 @@ export async function writeTarZstd(entries: readonly TarEntry[], path: string, o
   const maxSeg = segments.reduce((n, sg) => Math.max(n, sg.size), 0);
   const raw = Array.from({ length: slots }, () => new SharedArrayBuffer(maxSeg));
 
-  // zstd writes the archive itself; the follower hashes it as it grows
-  const fd = openSync(path, 'w');
+  // zstd writes the archive itself; the follower hashes it as it grows,
+  // reading through this same descriptor until it has answered
+  const fd = openSync(path, 'w+');
   let zstd: ReturnType<typeof spawnZstd>;
   try {
     zstd = spawnZstd(['-q', `-T${cores}`, `-${level}`, '-c', ...(level > 19 ? ['--ultra'] : [])], 'zstd', opts.signal, fd);
-  } finally {
+  } catch (e) {
     closeSync(fd);
+    throw e;
   }
-  const flag = new Int32Array(new SharedArrayBuffer(4));
-  const follower = new Worker(FOLLOW_SRC, { eval: true, workerData: { path, flag: flag.buffer } });
-  const packed = new Promise<Digest>((resolve, reject) => {
-    follower.once('message', (m: Digest & { error?: string }) => (m.error ? reject(new RocmflowError('E_ARCHIVE', `${path}: ${m.error}`)) : resolve(m)));
-    follower.once('error', reject);
-  });
+  const follower = followFile(fd);
+  const packed = follower.result.then(
+    (r): Digest => ({ digest: `sha256:${r.sha256}`, size: r.size }),
+    (e: Error) => {
+      throw new RocmflowError('E_ARCHIVE', `${path}: ${e.message}`);
+    },
+  );
   packed.catch(() => {});
-  const output = zstd.exit.then(() => {
-    Atomics.store(flag, 0, 1);
-    Atomics.notify(flag, 0);
-  });
+  const output = zstd.exit.then(() => follower.writerDone());
   output.catch(() => {});
   const workers = Array.from({ length: readers }, () => new Worker(WORKER_SRC, { eval: true }));
   const digester = new Worker(DIGEST_SRC, { eval: true });
@@ -337,14 +303,15 @@ export async function writeTarZstd(entries: readonly TarEntry[], path: string, o
     return { uncompressed, compressed: await packed };
   } catch (e) {
     zstd.child.kill('SIGTERM');
-    Atomics.store(flag, 0, 2);
-    Atomics.notify(flag, 0);
+    await follower.stop();
     // zstd's own failure (e.g. not installed) explains a broken pipe better
     const why = await output.then(() => null, (err: unknown) => err);
     throw why instanceof RocmflowError && !(e instanceof RocmflowError) ? why : e;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
-    await Promise.all([...workers, digester, follower].map((w) => w.terminate()));
+    await Promise.all([...workers, digester].map((w) => w.terminate()));
+    await follower.stop();
+    closeSync(fd);
   }
 }
 
