@@ -2,7 +2,7 @@
  * Two "machines" (workspaces with their own local caches) sharing results
  * through a real nginx with WebDAV PUT, driven through the real CLI.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import {
   bodiesRun, counterFile, eventsOf, outcome, outputTree, pipelineWorkspace, runPipeline, sharedTasks,
 } from './fixture.js';
 import { freePort, startNginx, type Nginx } from './nginx.js';
+import { FOLLOW_FROM } from '../../src/cache/remote/stream-to-file.js';
 
 const TASKS = ['gen', 'big', 'sum', 'same'];
 const servers: Nginx[] = [];
@@ -39,7 +40,8 @@ describe('remote cache over HTTP (nginx WebDAV)', () => {
   it('a second machine runs the pipeline with zero task bodies executed and bit-identical outputs', async () => {
     const n = await nginx();
     const counter = counterFile();
-    const tasks = sharedTasks({ counter, bigBytes: 3 << 20 });
+    // big.bin is above FOLLOW_FROM: its pull is hashed by the following thread
+    const tasks = sharedTasks({ counter, bigBytes: 20 << 20 });
     const a = pipelineWorkspace({ tasks, remote: { url: n.url } });
     const b = pipelineWorkspace({ tasks, remote: { url: n.url } });
 
@@ -95,6 +97,35 @@ describe('remote cache over HTTP (nginx WebDAV)', () => {
     expect(readFileSync(join(b, '.rocmflow/out/cpu/gen/data.txt'), 'utf8')).toBe('apple\nfig\npear\n');
     // B uploaded its own result: the server's copy (another size) was replaced
     expect(readFileSync(blob, 'utf8')).toBe('apple\nfig\npear\n');
+  });
+
+  it('rejects a large blob altered in place on the server (same size), and reruns the task', async () => {
+    const n = await nginx();
+    const counter = counterFile();
+    const tasks = sharedTasks({ counter, bigBytes: 24 << 20 });
+    const a = pipelineWorkspace({ tasks, remote: { url: n.url } });
+    const b = pipelineWorkspace({ tasks, remote: { url: n.url } });
+    expect(runPipeline(a).code).toBe(0);
+
+    const bigDigest = outputTree(a, 'big')['big.bin']!.split(':')[2]!;
+    const blob = join(n.root, 'cache/cas', bigDigest);
+    const size = statSync(blob).size;
+    expect(size).toBeGreaterThan(FOLLOW_FROM);
+    // a few bytes in the middle: the length, and so the size check, still match
+    const fd = openSync(blob, 'r+');
+    writeSync(fd, Buffer.from('TAMPERED'), 0, 8, Math.floor(size / 2));
+    closeSync(fd);
+
+    const rb = runPipeline(b);
+    expect(rb.code, rb.stderr).toBe(0);
+    const warnings = eventsOf(rb, 'warning');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0].message).toContain(bigDigest);
+    expect(warnings[0].message).toMatch(/tampered/);
+    expect(outcome(rb)).toEqual({ gen: 'cached/remote', big: 'ran', sum: 'cached/remote', same: 'cached/remote' });
+    sameOutputs(a, b);
+    // nothing of the refused download stayed behind
+    expect(readdirSync(join(b, 'local-cache/tmp'))).toEqual([]);
   });
 
   it('treats an entry signed with another key as a miss, with one warning', async () => {

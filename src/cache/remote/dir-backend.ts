@@ -66,7 +66,8 @@ export class DirBackend implements RemoteBackend {
     await this.mounted();
     const p = this.blobPath(digest);
     try {
-      return await streamToFile(createReadStream(p, { highWaterMark: 1 << 20 }), dest);
+      const { size } = await stat(p);
+      return await streamToFile(createReadStream(p, { highWaterMark: 1 << 20 }), dest, size);
     } catch (e) {
       await rm(dest, { force: true });
       if (code(e) === 'ENOENT') return null;

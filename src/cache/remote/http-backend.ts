@@ -95,7 +95,7 @@ export class HttpBackend implements RemoteBackend {
     if (res.statusCode !== 200) throw statusError('GET', url, res);
     let got: BlobDownload;
     try {
-      got = await streamToFile(res, dest);
+      got = await streamToFile(res, dest, Number(res.headers['content-length'] ?? 0));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // local disk trouble is not the server's fault; say where it happened

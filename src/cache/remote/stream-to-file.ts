@@ -1,15 +1,27 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { closeSync, createWriteStream, fsync, openSync } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { followFile } from '../../util/follow-hash.js';
 import type { BlobDownload } from './backend.js';
+
+/**
+ * From this size up, a blob is hashed by a worker that follows the file as
+ * it is written: receiving, writing and hashing then run side by side. A
+ * thread costs a few milliseconds to start, so small blobs (most outputs
+ * have thousands of them) are hashed on the way, inline.
+ */
+export const FOLLOW_FROM = 16 << 20;
 
 /**
  * Write `source` to `dest` while hashing it: a multi-GB blob passes through
  * in chunks, never held whole. The file is fsynced before it is reported
- * complete, since it will be renamed into the store.
+ * complete, since it will be renamed into the store. `expectedSize` (the
+ * size the manifest or the server gives) only picks how it is hashed; the
+ * caller checks the digest and the size.
  */
-export async function streamToFile(source: Readable, dest: string): Promise<BlobDownload> {
+export async function streamToFile(source: Readable, dest: string, expectedSize = 0): Promise<BlobDownload> {
+  if (expectedSize >= FOLLOW_FROM) return streamFollowed(source, dest);
   const hash = createHash('sha256');
   let bytes = 0;
   const tap = new Transform({
@@ -22,4 +34,22 @@ export async function streamToFile(source: Readable, dest: string): Promise<Blob
   const out = createWriteStream(dest, { flush: true });
   await pipeline(source, tap, out);
   return { bytes, sha256: hash.digest('hex') };
+}
+
+async function streamFollowed(source: Readable, dest: string): Promise<BlobDownload> {
+  const fd = openSync(dest, 'w+');
+  const follower = followFile(fd);
+  try {
+    // a deep write queue lets the stream gather the socket's small chunks
+    // into one writev while the previous write is still in the kernel
+    const out = createWriteStream('', { fd, autoClose: false, highWaterMark: 8 << 20 });
+    await pipeline(source, out);
+    await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
+    follower.writerDone();
+    const { sha256, size } = await follower.result;
+    return { bytes: size, sha256 };
+  } finally {
+    await follower.stop();
+    closeSync(fd);
+  }
 }
