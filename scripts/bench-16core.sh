@@ -4,8 +4,9 @@
 #
 #   bash scripts/bench-16core.sh RESULTS_DIR
 #
-# Writes RESULTS_DIR/machine.txt, snapshot-all-cores.md, snapshot-2-cores.md
-# and engine.md (ENGINE=0 skips it). Environment: NODE (default: node on PATH),
+# Writes RESULTS_DIR/machine.txt, snapshot-all-cores.md, snapshot-2-cores.md,
+# engine.md (ENGINE=0 skips it) and, where nginx is installed, remote.md (the
+# remote cache's 1 GiB push and pull beside curl; REMOTE=0 skips it). Environment: NODE (default: node on PATH),
 # OTHER_CLI (another rocmflow's bin/rocmflow.js: a third snapshot row), SIZE_MB (the
 # generated tree, default 3072), RUNS (default 3), WORK (scratch space,
 # default the system temp dir; needs about 3 × SIZE_MB free).
@@ -43,4 +44,9 @@ if [ "${ENGINE:-1}" = 1 ]; then
   edir=$(mktemp -d "$work/rocmflow-engine-XXXXXX")
   "$node" bin/run-ts.js bench/engine.ts --runs 5 --dir "$edir" | tee "$out/engine.md"
   rm -rf "$edir"
+fi
+
+if [ "${REMOTE:-1}" = 1 ] && command -v nginx >/dev/null; then
+  echo "== remote cache (nginx on 127.0.0.1), twice"
+  for i in 1 2; do "$node" bin/run-ts.js bench/remote-blob.ts | tee -a "$out/remote.md"; done
 fi
