@@ -123,7 +123,7 @@ function stampOf(st: Stats, linkTarget?: string): string {
 }
 
 export function diskState(outDir: string, outputs: readonly string[]): DiskState {
-  const state: DiskState = {};
+  const state: DiskState = Object.create(null); // paths as keys: no prototype (a file may be named __proto__)
   for (const { rel, st } of scanOutputs(outDir, outputs)) state[rel] = stampOf(st, st.isSymbolicLink() ? readlinkSync(join(outDir, rel)) : undefined);
   return state;
 }
@@ -257,7 +257,7 @@ export function restoreOutputs(outDir: string, manifest: OutputManifest, store: 
     place(tmp, dest);
   };
   const dirs: ManifestEntry[] = [];
-  const disk: DiskState = {};
+  const disk: DiskState = Object.create(null); // paths as keys: no prototype (a file may be named __proto__)
   for (const e of manifest.entries) {
     const dest = `${outDir}/${e.path}`;
     ensureDir(dirname(dest));

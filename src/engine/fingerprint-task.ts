@@ -72,7 +72,8 @@ export async function fingerprintTask(opts: {
   }
   const entries = expandInputs(inputs.files ?? [], ctx.projectRoot, task.def.name);
   const { digests, stamps } = await digestEntries(entries, { index, previous: opts.previousStamps, onProgress: opts.onHashProgress });
-  const files: Record<string, string> = {};
+  // input keys are file names: no prototype, so a file named __proto__ is keyed like any other
+  const files: Record<string, string> = Object.create(null);
   entries.forEach((e, i) => (files[e.key] = digests[i]!));
   const env: Record<string, string | null> = {};
   for (const name of inputs.env ?? []) env[name] = opts.env[name] ?? null;

@@ -70,7 +70,8 @@ export async function digestEntries(
   // the common no-op: every file as it was and none gone, so the previous
   // stamps are the new ones as they stand (no copy of tens of thousands of keys)
   if (todo.length === 0 && previous && matched === prevKeys.length) return { digests, stamps: previous, hashedBytes: 0 };
-  const stamps: Record<string, StatStamp> = {};
+  // keyed by file names: no prototype, so a file named __proto__ is a key like any other
+  const stamps: Record<string, StatStamp> = Object.create(null);
   if (matched) for (const e of entries) if (e.type !== 'symlink' && stampMatches(previous![e.key], e)) stamps[e.key] = previous![e.key]!;
   if (todo.length === 0) return { digests, stamps, hashedBytes: 0 };
 

@@ -179,6 +179,33 @@ describe('run', () => {
     expect(readFileSync(f, 'utf8')).toBe('alpha\nbeta\n');
   });
 
+  it('files named like an object\'s built-in keys (__proto__, constructor) are inputs and outputs like any other', () => {
+    // at the top of the project and of the output directory, a path is the bare name: the key itself
+    const odd = workspace({
+      tasks: `export default defineTask({
+        name: 'odd', inputs: () => ({ files: ['__proto__', 'constructor'] }), outputs: ['__proto__', 'constructor'],
+        async run(ctx) { await ctx.$\`cp \${ctx.projectRoot}/__proto__ __proto__ && cp \${ctx.projectRoot}/constructor constructor\`; },
+      });`,
+      files: { ['__proto__']: 'one\n', constructor: 'two\n' },
+    });
+    const go = () => rocmflow(odd, ['run', 'odd', '--json']);
+    expect(states(go())).toEqual({ odd: 'ran' });
+    expect(states(go())).toEqual({ odd: 'fresh' });
+    // an edited input of that name is a new key
+    writeFileSync(join(odd, '__proto__'), 'ONE\n');
+    expect(states(go())).toEqual({ odd: 'ran' });
+    expect(readFileSync(join(odd, '.rocmflow/out/cpu/odd/__proto__'), 'utf8')).toBe('ONE\n');
+    writeFileSync(join(odd, 'constructor'), 'TWO\n');
+    expect(states(go())).toEqual({ odd: 'ran' });
+    expect(states(go())).toEqual({ odd: 'fresh' });
+    // an output of that name changed on disk is noticed and restored
+    const out = join(odd, '.rocmflow/out/cpu/odd/__proto__');
+    rmSync(out);
+    writeFileSync(out, 'tampered\n');
+    expect(states(go())).toEqual({ odd: 'cached' });
+    expect(readFileSync(out, 'utf8')).toBe('ONE\n');
+  });
+
   it('--dry-run says what would happen and runs nothing', () => {
     expect(run(['run', 'gen']).code).toBe(0);
     writeFileSync(join(ws, 'other/a.cfg'), 'x=3\n');
