@@ -3,29 +3,17 @@ import { createHash } from 'node:crypto';
 /** JSON with sorted object keys, so equal values give equal bytes. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i++) out += (i ? ',' : '') + canonicalJson(value[i]);
-    return out + ']';
-  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj);
   // a task's input files: tens of thousands of string values under keys that
   // are already in order; JSON.stringify writes exactly that, natively
   if (flatSorted(obj, keys)) return JSON.stringify(obj);
-  // a plain loop: output manifests are tens of thousands of small objects,
-  // and the chain of filter/sort/map/join cost several times this
-  keys.sort();
-  let out = '{';
-  for (const k of keys) {
-    const v = obj[k];
-    if (v === undefined) continue;
-    if (out.length > 1) out += ',';
-    out += JSON.stringify(k);
-    out += ':';
-    out += typeof v === 'string' ? JSON.stringify(v) : canonicalJson(v);
-  }
-  return out + '}';
+  return `{${keys
+    .filter((k) => obj[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+    .join(',')}}`;
 }
 
 /**
