@@ -46,22 +46,13 @@ export async function digestEntries(
   const todo: number[] = [];
   const previous = opts.previous;
   let matched = 0;
-  // the previous stamps were written in the same (sorted) order as the
-  // entries come: walk both in step and look a key up by name only where
-  // the two part, since looking up a freshly built string in an object of
-  // tens of thousands of keys costs far more than comparing it with one
-  const prevKeys = previous ? Object.keys(previous) : [];
-  const prevStamps = previous ? Object.values(previous) : [];
-  let j = 0;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     if (e.type === 'symlink') {
       digests[i] = `link:${e.linkTarget}`;
       continue;
     }
-    let s: StatStamp | undefined;
-    if (j < prevKeys.length && prevKeys[j] === e.key) s = prevStamps[j++];
-    else s = previous?.[e.key];
+    const s = previous?.[e.key];
     if (stampMatches(s, e)) {
       digests[i] = stampDigest(s!);
       matched++;
@@ -69,7 +60,7 @@ export async function digestEntries(
   }
   // the common no-op: every file as it was and none gone, so the previous
   // stamps are the new ones as they stand (no copy of tens of thousands of keys)
-  if (todo.length === 0 && previous && matched === prevKeys.length) return { digests, stamps: previous, hashedBytes: 0 };
+  if (todo.length === 0 && previous && matched === Object.keys(previous).length) return { digests, stamps: previous, hashedBytes: 0 };
   // keyed by file names: no prototype, so a file named __proto__ is a key like any other
   const stamps: Record<string, StatStamp> = Object.create(null);
   if (matched) for (const e of entries) if (e.type !== 'symlink' && stampMatches(previous![e.key], e)) stamps[e.key] = previous![e.key]!;
