@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, fsync, openSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { followFile } from '../../util/follow-hash.js';
+import { followFile, type FileFollower } from '../../util/follow-hash.js';
 import type { BlobDownload } from './backend.js';
 
 /**
@@ -37,19 +37,23 @@ export async function streamToFile(source: Readable, dest: string, expectedSize 
 }
 
 async function streamFollowed(source: Readable, dest: string): Promise<BlobDownload> {
-  const fd = openSync(dest, 'w+');
-  const follower = followFile(fd);
+  // the follower reads through a descriptor of its own, which only this
+  // function closes: the write stream owns (and on an error closes) its own,
+  // so no descriptor number is ever closed twice or handed to another file
+  const rfd = openSync(dest, 'w+');
+  let follower: FileFollower | undefined;
   try {
+    follower = followFile(rfd);
     // a deep write queue lets the stream gather the socket's small chunks
-    // into one writev while the previous write is still in the kernel
-    const out = createWriteStream('', { fd, autoClose: false, highWaterMark: 8 << 20 });
+    // into one writev while the previous write is still in the kernel;
+    // `flush` fsyncs before the stream closes, and the pipeline ends after that
+    const out = createWriteStream(dest, { flags: 'r+', flush: true, highWaterMark: 8 << 20 });
     await pipeline(source, out);
-    await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
     follower.writerDone();
     const { sha256, size } = await follower.result;
     return { bytes: size, sha256 };
   } finally {
-    await follower.stop();
-    closeSync(fd);
+    await follower?.stop();
+    closeSync(rfd);
   }
 }
