@@ -23,7 +23,7 @@ import { availableParallelism } from 'node:os';
 import { closeSync, openSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { RocmflowError } from '../errors.js';
-import { followFile } from '../util/follow-hash.js';
+import { followFile, type FileFollower } from '../util/follow-hash.js';
 import { spawnZstd } from './compress.js';
 import type { Digest } from './digest-stream.js';
 import type { TarEntry } from './tar-entries.js';
@@ -201,7 +201,14 @@ export async function writeTarZstd(entries: readonly TarEntry[], path: string, o
     closeSync(fd);
     throw e;
   }
-  const follower = followFile(fd);
+  let follower: FileFollower;
+  try {
+    follower = followFile(fd);
+  } catch (e) {
+    zstd.child.kill('SIGTERM');
+    closeSync(fd);
+    throw e;
+  }
   const packed = follower.result.then(
     (r): Digest => ({ digest: `sha256:${r.sha256}`, size: r.size }),
     (e: Error) => {
