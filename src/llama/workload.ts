@@ -89,6 +89,31 @@ export function cliCommand(spec: WorkloadSpec, paths: WorkloadPaths, gpu: boolea
   ];
 }
 
+/** The CLI's closing timing lines, which llama.cpp prints last (`load time = ...`). */
+const CLI_CLOSING = /load time\s*=/;
+
+/**
+ * Run the completion CLI until its output is whole. llama.cpp's logger
+ * writes from a worker thread that is not flushed at exit (common/log.cpp
+ * says so), so under load a run that exited 0 can lose its last lines: the
+ * end of the generated text and the timing lines printed after it. The text
+ * is deterministic (greedy, fixed seed), so a run without its timing lines
+ * is repeated, each under its own name (a traced run keeps its own log),
+ * twice at most; a third such run is an error.
+ */
+export async function runCompletionCli(
+  runner: WorkloadRunner, argv: string[], cli: string, log?: (line: string) => void,
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await runner.run(argv, attempt === 1 ? 'cli' : `cli-${attempt}`);
+    if (r.exitCode !== 0) throw new RocmflowError('E_WORKLOAD', `${cli} exited with ${r.exitCode}`, { details: r.stderr.trim().split('\n').slice(-10) });
+    if (CLI_CLOSING.test(r.stderr)) return r;
+    if (attempt === 3)
+      throw new RocmflowError('E_WORKLOAD', `${cli} exited 0 three times without its closing timing lines: its output is not whole (llama.cpp's logger drops what it has not written at exit)`, { details: r.stderr.trim().split('\n').slice(-10) });
+    log?.(`cli: exited 0 without its closing timing lines (llama.cpp's logger lost the end of its output); running it again`);
+  }
+}
+
 /** Pull load time and speeds out of the CLI's stderr. */
 export function parseCliTimings(stderr: string): CliTimings {
   const num = (re: RegExp) => {
@@ -147,9 +172,7 @@ export async function runWorkload(opts: RunWorkloadOptions): Promise<WorkloadRes
 
   const cliArgv = cliCommand(spec, paths, opts.gpu);
   opts.log?.(`cli: ${cliArgv.join(' ')}`);
-  const cli = await runner.run(cliArgv, 'cli');
-  if (cli.exitCode !== 0)
-    throw new RocmflowError('E_WORKLOAD', `${paths.cli} exited with ${cli.exitCode}`, { details: cli.stderr.trim().split('\n').slice(-10) });
+  const cli = await runCompletionCli(runner, cliArgv, paths.cli, opts.log);
   opts.log?.(`cli: ${JSON.stringify(cli.stdout)}`);
   opts.onStep?.(++step, steps);
   return {
