@@ -66,7 +66,8 @@ describe('dependencies', () => {
     const ws = workspace({
       tasks: `export default { tasks: [
         defineTask({ name: 'a', outputs: ['a.txt'], async run(ctx) { await ctx.$\`touch a.txt\`; } }),
-        defineTask({ name: 'c', outputs: ['c.txt'], async run(ctx) { await ctx.$\`touch c.txt\`; } }),
+        // c after a, so a has run by the time b (after c) fails, on any machine
+        defineTask({ name: 'c', deps: ['a'], outputs: ['c.txt'], async run(ctx) { await ctx.$\`touch c.txt\`; } }),
         defineTask({ name: 'b', deps: ['c'], outputs: ['b.txt'], async run(ctx) { const dir = ctx.deps.a.outDir; await ctx.$\`cp \${dir}/a.txt b.txt\`; } }),
       ]};`,
     });
