@@ -61,11 +61,13 @@ export function diffRecords(before: FingerprintRecord, after: FingerprintRecord)
   for (const m of maps) {
     const a = before[m] as Record<string, unknown>;
     const b = after[m] as Record<string, unknown>;
+    // own keys only: a file may be named constructor or toString
+    const at = (o: Record<string, unknown>, k: string) => (Object.hasOwn(o, k) ? o[k] : undefined);
     for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      const label = m === 'files' ? (k in a ? (k in b ? 'changed' : 'removed') : 'added') : '';
+      const label = m === 'files' ? (Object.hasOwn(a, k) ? (Object.hasOwn(b, k) ? 'changed' : 'removed') : 'added') : '';
       if (m === 'files') {
-        if (a[k] !== b[k]) changes.push({ field: `file ${k} (${label})`, before: short(show(a[k])), after: short(show(b[k])) });
-      } else cmp(`${m === 'deps' ? 'dependency' : m.replace(/s$/, '')} ${k}`, a[k], b[k]);
+        if (at(a, k) !== at(b, k)) changes.push({ field: `file ${k} (${label})`, before: short(show(at(a, k))), after: short(show(at(b, k))) });
+      } else cmp(`${m === 'deps' ? 'dependency' : m.replace(/s$/, '')} ${k}`, at(a, k), at(b, k));
     }
   }
   cmp('task code', before.code, after.code);

@@ -204,6 +204,13 @@ describe('run', () => {
     writeFileSync(out, 'tampered\n');
     expect(states(go())).toEqual({ odd: 'cached' });
     expect(readFileSync(out, 'utf8')).toBe('ONE\n');
+
+    // `explain` says a new file named toString was added, not changed
+    writeFileSync(join(odd, 'tasks.ts'), readFileSync(join(odd, 'tasks.ts'), 'utf8').replace(`files: ['__proto__', 'constructor']`, `files: ['__proto__', 'constructor', 'to*']`));
+    expect(states(go())).toEqual({ odd: 'ran' });
+    writeFileSync(join(odd, 'toString'), 'three\n');
+    const ex = rocmflow(odd, ['explain', 'odd']);
+    expect(ex.stdout).toContain('file toString (added)');
   });
 
   it('--dry-run says what would happen and runs nothing', () => {
