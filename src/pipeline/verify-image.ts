@@ -19,7 +19,7 @@ import { sha256 } from '../util/canonical.js';
 import { sha256File } from '../util/sha256-file.js';
 import { unpackImage, type UnpackedImage } from '../image/unpack.js';
 import { sandboxRunner } from './workload-runner.js';
-import { cliCommand, differingTexts, runWorkload, textsOf, workloadSpeed, type WorkloadSpeed } from '../llama/workload.js';
+import { cliCommand, differingTexts, runCompletionCli, runWorkload, textsOf, workloadSpeed, type WorkloadSpeed } from '../llama/workload.js';
 import { evalText } from '../llama/eval-text.js';
 import { DEFAULT_NUMERICS_SPEC, DEFAULT_THRESHOLDS, perplexityBaseCommand, parseBasePerplexity, thresholdGroup, type NumericsSpec } from '../llama/numerics.js';
 import { compareNumerics, modelWeightType, NUMERICS_MOUNT, withLostLogRetry, type NumericsReference, type NumericsResult } from './numerics.js';
@@ -260,8 +260,8 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
   for (let i = 0; differing.length === 1 && differing[0] === 'cli' && i < 2; i++) {
     for (const [img, run] of [[full, fullRun.run], [minimal, minRun.run]] as const) {
       const runner = await sandboxRunner({ root: img.root, binds: bindsOf(img), devices, env: envOf(img), signal: o.signal });
-      const r = await runner.run(cliCommand(w.spec, paths, gpu), 'cli');
-      if (r.exitCode === 0) run.texts.cli = r.stdout;
+      const r = await runCompletionCli(runner, cliCommand(w.spec, paths, gpu), paths.cli).catch(() => null);
+      if (r) run.texts.cli = r.stdout;
     }
     differing = differingTexts(fullRun.run.texts, minRun.run.texts);
   }

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sandboxRunner } from './workload-runner.js';
-import { cliCommand, differingTexts, runWorkload, textsOf, type WorkloadPaths, type WorkloadResult, type WorkloadSpec } from '../llama/workload.js';
+import { cliCommand, differingTexts, runCompletionCli, runWorkload, textsOf, type WorkloadPaths, type WorkloadResult, type WorkloadSpec } from '../llama/workload.js';
 import { parseTraceFiles } from '../trace/parse.js';
 import { resolveInRoot, type RootLayout } from '../runtime/layout.js';
 import type { SandboxBind } from '../runtime/sandbox.js';
@@ -66,8 +66,9 @@ export async function verifyWorkload(o: WorkloadVerifyOptions): Promise<Workload
   // llama.cpp's logger prints the CLI's tokens from a worker thread and is not flushed at exit, so under load a
   // CLI run can lose or garble its last tokens: the CLI alone differing is checked twice more before it counts
   for (let i = 0; result && differing.length === 1 && differing[0] === 'cli' && i < 2; i++) {
-    const again = await runner.run(cliCommand(o.spec, o.paths, o.gpu), 'cli');
-    if (again.exitCode !== 0) break;
+    // whole output or nothing: a failed rerun leaves the difference standing
+    const again = await runCompletionCli(runner, cliCommand(o.spec, o.paths, o.gpu), o.paths.cli).catch(() => null);
+    if (!again) break;
     o.log?.(`cli (again, ${i + 1}): ${JSON.stringify(again.stdout)}`);
     texts.cli = again.stdout;
     differing = differingTexts(o.expected, texts);
