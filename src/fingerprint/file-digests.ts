@@ -45,7 +45,7 @@ export async function digestEntries(
   const digests: string[] = new Array(entries.length);
   const todo: number[] = [];
   const previous = opts.previous;
-  let matched = 0;
+  const matched: number[] = [];
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     if (e.type === 'symlink') {
@@ -55,15 +55,15 @@ export async function digestEntries(
     const s = previous?.[e.key];
     if (stampMatches(s, e)) {
       digests[i] = stampDigest(s!);
-      matched++;
+      matched.push(i);
     } else todo.push(i);
   }
   // the common no-op: every file as it was and none gone, so the previous
   // stamps are the new ones as they stand (no copy of tens of thousands of keys)
-  if (todo.length === 0 && previous && matched === Object.keys(previous).length) return { digests, stamps: previous, hashedBytes: 0 };
+  if (todo.length === 0 && previous && matched.length === Object.keys(previous).length) return { digests, stamps: previous, hashedBytes: 0 };
   // keyed by file names: no prototype, so a file named __proto__ is a key like any other
   const stamps: Record<string, StatStamp> = Object.create(null);
-  if (matched) for (const e of entries) if (e.type !== 'symlink' && stampMatches(previous![e.key], e)) stamps[e.key] = previous![e.key]!;
+  for (const i of matched) stamps[entries[i]!.key] = previous![entries[i]!.key]!;
   if (todo.length === 0) return { digests, stamps, hashedBytes: 0 };
 
   const statKey = (e: InputEntry) => `${e.dev}:${e.ino}`;
