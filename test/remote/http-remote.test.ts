@@ -36,6 +36,15 @@ function serverBlobs(n: Nginx): string[] {
   return existsSync(dir) ? readdirSync(dir) : [];
 }
 
+/** One warning, naming the blob as tampered with: the download was refused. */
+function expectRefused(r: ReturnType<typeof runPipeline>, digest: string): void {
+  expect(r.code, r.stderr).toBe(0);
+  const warnings = eventsOf(r, 'warning');
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0].message).toContain(digest);
+  expect(warnings[0].message).toMatch(/tampered/);
+}
+
 describe('remote cache over HTTP (nginx WebDAV)', () => {
   it('a second machine runs the pipeline with zero task bodies executed and bit-identical outputs', async () => {
     const n = await nginx();
@@ -86,11 +95,7 @@ describe('remote cache over HTTP (nginx WebDAV)', () => {
     writeFileSync(blob, 'apple\nfig\npear\nPLUS A BACKDOOR\n');
 
     const rb = runPipeline(b);
-    expect(rb.code, rb.stderr).toBe(0);
-    const warnings = eventsOf(rb, 'warning');
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0].message).toContain(dataDigest);
-    expect(warnings[0].message).toMatch(/tampered/);
+    expectRefused(rb, dataDigest);
     // gen reran; its outputs equal A's, so everything downstream still hits
     expect(outcome(rb)).toEqual({ gen: 'ran', big: 'cached/remote', sum: 'cached/remote', same: 'cached/remote' });
     expect(bodiesRun(counter).filter((x) => x === 'gen')).toHaveLength(2);
@@ -117,11 +122,7 @@ describe('remote cache over HTTP (nginx WebDAV)', () => {
     closeSync(fd);
 
     const rb = runPipeline(b);
-    expect(rb.code, rb.stderr).toBe(0);
-    const warnings = eventsOf(rb, 'warning');
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0].message).toContain(bigDigest);
-    expect(warnings[0].message).toMatch(/tampered/);
+    expectRefused(rb, bigDigest);
     expect(outcome(rb)).toEqual({ gen: 'cached/remote', big: 'ran', sum: 'cached/remote', same: 'cached/remote' });
     sameOutputs(a, b);
     // nothing of the refused download stayed behind

@@ -3,6 +3,7 @@
  * source's own, every descriptor the download opened is closed exactly
  * once, and another file opened meanwhile is left alone.
  */
+import { createHash } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +54,6 @@ describe('streamToFile, followed (large blobs)', () => {
   it('a whole download gives the digest of the bytes written, and leaves no descriptor open', async () => {
     const dest = join(dir, 'whole.tmp');
     const got = await streamToFile(source(24), dest, 24 << 20);
-    const { createHash } = await import('node:crypto');
     expect(got).toEqual({ bytes: 24 << 20, sha256: createHash('sha256').update(readFileSync(dest)).digest('hex') });
     expect(openOn(dest)).toBe(0);
   });
