@@ -53,7 +53,7 @@ export const targetsCommand: Command = {
     'detected on this host (and how), and the one --target auto picks.',
     '  --json      print {targets: [...], auto} as JSON',
     '  --root DIR  look for /sys and /dev under DIR (for fake sysfs trees)',
-    '  --config F  the config file (default: rocmflow.config.* found from the cwd)',
+    '  --config F  the config file (default: rocmflow.config.* or .rocmflowrc* found from the cwd)',
   ].join('\n'),
   async run(argv, io) {
     const { flags } = parseArgs(argv, { json: { type: 'boolean' }, root: { type: 'string' }, config: { type: 'string' }, debug: { type: 'boolean' } }, 'targets');
