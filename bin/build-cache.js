@@ -10,7 +10,7 @@
 // its file's size or mtime, and a file added, removed or renamed changes
 // its directory's mtime. Only when a stamp differs does it list the trees
 // again and hash every name, size and mtime into the mirror's signature.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -86,7 +86,18 @@ function mirrorDir() {
     mkdirSync(inPackage, { recursive: true });
     return inPackage;
   } catch {
-    return join(tmpdir(), `rocmflow-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}`);
+    // a read-only checkout: the system's tmp, which every user can write,
+    // so only a directory this user made and alone can write (what it
+    // holds is run); else no mirror, and the sources run through tsx
+    const uid = process.getuid?.() ?? 0;
+    const dir = join(tmpdir(), `rocmflow-build-${uid}-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}`);
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch {}
+    const st = lstatSync(dir, { throwIfNoEntry: false });
+    if (st?.isDirectory() && st.uid === uid && !(st.mode & 0o022)) return dir;
+    process.stderr.write(`rocmflow: warning: ${dir}: not a directory of this user's alone; running the sources through tsx\n`);
+    return null;
   }
 }
 
@@ -94,6 +105,7 @@ function mirrorDir() {
 export async function compiledRoot() {
   if (process.env.ROCMFLOW_NO_BUILD_CACHE) return null;
   const base = mirrorDir();
+  if (!base) return null;
   const known = recorded(base);
   if (known && existsSync(join(base, known.slice(0, 16), '.complete'))) return join(base, known.slice(0, 16));
   // stamps taken before the signature: a file changed after this look

@@ -6,15 +6,15 @@
  *
  * Computing it bundles the module (tens of milliseconds), so the answer is
  * remembered with the size and mtime of every file in it, in the same
- * per-user cache as compiled configs: a warm start only stats those files.
+ * per-user cache as compiled configs (a private directory, util/private-dir.ts):
+ * a warm start only stats those files.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { RocmflowError } from '../errors.js';
-
-const CACHE_DIR = join(tmpdir(), `rocmflow-ts-cache-${userInfo().uid}`);
+import { privateDir } from './private-dir.js';
+import { CACHE_DIR } from './typescript-loader.js';
 
 function stamp(f: string): string {
   try {
@@ -38,11 +38,14 @@ export function moduleClosure(file: string): Promise<string[]> {
 }
 
 async function compute(file: string): Promise<string[]> {
-  const entry = join(CACHE_DIR, `closure-${createHash('sha256').update(file).digest('hex').slice(0, 24)}.json`);
-  try {
-    const c = JSON.parse(readFileSync(entry, 'utf8')) as { stamps: Record<string, string> };
-    if (Object.entries(c.stamps).every(([f, st]) => stamp(f) === st)) return Object.keys(c.stamps);
-  } catch {}
+  const dir = privateDir(CACHE_DIR);
+  const entry = dir && join(dir, `closure-${createHash('sha256').update(file).digest('hex').slice(0, 24)}.json`);
+  if (entry) {
+    try {
+      const c = JSON.parse(readFileSync(entry, 'utf8')) as { stamps: Record<string, string> };
+      if (Object.entries(c.stamps).every(([f, st]) => stamp(f) === st)) return Object.keys(c.stamps);
+    } catch {}
+  }
   const { build } = await import('esbuild');
   let inputs: string[];
   try {
@@ -57,13 +60,15 @@ async function compute(file: string): Promise<string[]> {
     throw new RocmflowError('E_COMPILE', `${file}: ${where}${first?.text ?? (e as Error).message}`, { exitCode: 2 });
   }
   const files = [...new Set([resolve(file), ...inputs])].sort();
-  try {
-    mkdirSync(CACHE_DIR, { recursive: true });
+  if (entry) {
     const tmp = `${entry}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ stamps: Object.fromEntries(files.map((f) => [f, stamp(f)])) }));
-    renameSync(tmp, entry);
-  } catch {
-    // an unwritable tmp only costs the next start a rebuild
+    try {
+      writeFileSync(tmp, JSON.stringify({ stamps: Object.fromEntries(files.map((f) => [f, stamp(f)])) }), { mode: 0o600 });
+      renameSync(tmp, entry);
+    } catch {
+      // a full disk only costs the next start a rebuild
+      rmSync(tmp, { force: true });
+    }
   }
   return files;
 }

@@ -6,12 +6,13 @@
  * rocmflow's own precompiled modules load at full speed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RocmflowError } from '../errors.js';
 import { RUNNING_ROOT, SOURCE_ROOT } from './source-root.js';
+import { privateDir } from './private-dir.js';
 
 export function needsCompile(file: string): boolean {
   return /\.(c|m)?ts$/.test(file);
@@ -39,8 +40,10 @@ function rocmflowModule(spec: string, importer: string): { path: string; externa
 /**
  * Compiled bundles are remembered with the size and mtime of every file
  * that went into them, so a warm start spawns no compiler (like tsx's cache).
+ * The directory is under the system's tmp, so it is used only when it is
+ * this user's alone (util/private-dir.ts): what it holds gets imported.
  */
-const CACHE_DIR = join(tmpdir(), `rocmflow-ts-cache-${userInfo().uid}`);
+export const CACHE_DIR = join(tmpdir(), `rocmflow-ts-cache-${userInfo().uid}`);
 
 function stamp(f: string): string {
   try {
@@ -51,9 +54,11 @@ function stamp(f: string): string {
   }
 }
 
-function cached(file: string): { entry: string; code: string | null } {
+function cached(file: string): { entry: string | null; code: string | null } {
+  const dir = privateDir(CACHE_DIR);
+  if (!dir) return { entry: null, code: null };
   // the bundle names this rocmflow build's modules by path: key on both
-  const entry = join(CACHE_DIR, `${createHash('sha256').update(`${file}\0${RUNNING_ROOT}`).digest('hex').slice(0, 24)}.json`);
+  const entry = join(dir, `${createHash('sha256').update(`${file}\0${RUNNING_ROOT}`).digest('hex').slice(0, 24)}.json`);
   try {
     const c = JSON.parse(readFileSync(entry, 'utf8')) as { inputs: Record<string, string>; code: string };
     if (Object.entries(c.inputs).every(([f, st]) => stamp(f) === st)) return { entry, code: c.code };
@@ -61,7 +66,7 @@ function cached(file: string): { entry: string; code: string | null } {
   return { entry, code: null };
 }
 
-async function compile(file: string, entry: string): Promise<string> {
+async function compile(file: string, entry: string | null): Promise<string> {
   const { build } = await import('esbuild');
   let code: string;
   try {
@@ -86,10 +91,7 @@ async function compile(file: string, entry: string): Promise<string> {
     });
     code = out.outputFiles[0]!.text;
     const inputs = Object.fromEntries(Object.keys(out.metafile!.inputs).map((f) => [resolve(f), stamp(resolve(f))]));
-    mkdirSync(CACHE_DIR, { recursive: true });
-    const tmp = `${entry}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ inputs, code }));
-    renameSync(tmp, entry);
+    if (entry) remember(entry, JSON.stringify({ inputs, code }));
   } catch (e) {
     if (e instanceof RocmflowError) throw e;
     const first = (e as { errors?: { text: string; location?: { file: string; line: number } }[] }).errors?.[0];
@@ -98,6 +100,17 @@ async function compile(file: string, entry: string): Promise<string> {
     throw new RocmflowError('E_COMPILE', `${file}: ${where}${first.text}`, { exitCode: 2 });
   }
   return code;
+}
+
+function remember(entry: string, json: string): void {
+  const tmp = `${entry}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, json, { mode: 0o600 });
+    renameSync(tmp, entry);
+  } catch {
+    // a full disk only costs the next start a compile
+    rmSync(tmp, { force: true });
+  }
 }
 
 async function importTypeScript(file: string): Promise<Record<string, unknown>> {
