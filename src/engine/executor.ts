@@ -22,7 +22,7 @@ import type { TaskGraph } from '../graph/task-graph.js';
 import type { LoadedTask, Registry } from '../plugin/load.js';
 import type { DepResult, Json, ResolvedTarget, TaskContext } from '../plugin/types.js';
 import type { EventSink, TaskState } from './events.js';
-import { ROCMFLOW_VERSION, fingerprintTask } from './fingerprint-task.js';
+import { ROCMFLOW_VERSION, fingerprintTask, primeCodeHashes } from './fingerprint-task.js';
 import { acquireLock } from './lock.js';
 import { makeLogger, makeProgress } from './task-io.js';
 import { createTaskShell } from './task-shell.js';
@@ -136,6 +136,7 @@ export class Executor {
   async run(): Promise<Map<string, TaskOutcome>> {
     this.validateOptions();
     const { graph } = this.o;
+    primeCodeHashes(graph.order.map((n) => this.o.registry.tasks.get(n)!), this.o.index);
     const nodes = new Map(graph.order.map((n) => [n, { run: () => this.runOne(n) }]));
     await new PGraph(nodes, graph.edges()).run({ concurrency: this.o.config.jobs, continue: true });
     await Promise.allSettled(this.uploads);

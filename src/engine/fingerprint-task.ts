@@ -9,7 +9,7 @@ import { digestEntries, type StatStamp } from '../fingerprint/file-digests.js';
 import { canonicalJson, sha256 } from '../util/canonical.js';
 import type { FingerprintRecord } from '../fingerprint/record.js';
 import { toolVersions } from '../fingerprint/tools.js';
-import { expandInputs } from '../fingerprint/walk.js';
+import { expandInputs, type InputEntry } from '../fingerprint/walk.js';
 import { PACKAGE_ROOT, type LoadedTask } from '../plugin/load.js';
 import { moduleClosure } from '../util/module-closure.js';
 import { SOURCE_ROOT, sourceOf } from '../util/source-root.js';
@@ -20,6 +20,23 @@ export const ROCMFLOW_VERSION: string = (await import('../../package.json', { wi
 
 const codeHashes = new Map<string, Promise<string>>();
 
+/** The files a task's code hash covers, and the directory their names are relative to. */
+async function codeFiles(task: LoadedTask): Promise<{ base: string; entries: InputEntry[] }> {
+  // contents and relative names only: keys must match across workspaces
+  // and machines, so no absolute path may enter them; and the TypeScript
+  // sources are hashed, not whatever they were compiled to
+  const file = task.file.startsWith(PACKAGE_ROOT) ? sourceOf(task.file) : task.file;
+  const base = file.startsWith(SOURCE_ROOT + '/') ? SOURCE_ROOT : dirname(file);
+  const closure = await moduleClosure(file);
+  const module = expandInputs(closure, base, task.def.name);
+  const extra = expandInputs((task.def.code ?? []).map((c) => resolve(dirname(file), c)), base, task.def.name);
+  return { base, entries: [...module, ...extra] };
+}
+
+function hashOf(base: string, entries: readonly InputEntry[], digests: readonly string[]): string {
+  return sha256(canonicalJson(entries.map((e, i) => [relative(base, String(e.path)), digests[i]])));
+}
+
 /**
  * Hash of a task's code: its module and every local module it imports
  * (the real import closure, see util/module-closure.ts), plus any extra
@@ -29,22 +46,51 @@ const codeHashes = new Map<string, Promise<string>>();
 export function codeHash(task: LoadedTask, index: CacheIndex): Promise<string> {
   let h = codeHashes.get(task.def.name);
   if (!h) {
-    h = (async () => {
-      // contents and relative names only: keys must match across workspaces
-      // and machines, so no absolute path may enter them; and the TypeScript
-      // sources are hashed, not whatever they were compiled to
-      const file = task.file.startsWith(PACKAGE_ROOT) ? sourceOf(task.file) : task.file;
-      const base = file.startsWith(SOURCE_ROOT + '/') ? SOURCE_ROOT : dirname(file);
-      const closure = await moduleClosure(file);
-      const module = expandInputs(closure, base, task.def.name);
-      const extra = expandInputs((task.def.code ?? []).map((c) => resolve(dirname(file), c)), base, task.def.name);
-      const all = [...module, ...extra];
-      const { digests } = await digestEntries(all, { index });
-      return sha256(canonicalJson(all.map((e, i) => [relative(base, String(e.path)), digests[i]])));
-    })();
+    h = codeHashAlone(task, index);
     codeHashes.set(task.def.name, h);
   }
   return h;
+}
+
+async function codeHashAlone(task: LoadedTask, index: CacheIndex): Promise<string> {
+  const { base, entries } = await codeFiles(task);
+  const { digests } = await digestEntries(entries, { index });
+  return hashOf(base, entries, digests);
+}
+
+/**
+ * The code hashes of a run's tasks, at once. Their closures overlap (the
+ * plugin API, the engine's helpers), so each file is looked up in the stat
+ * cache once, in one query, instead of once per task along the dependency
+ * chain, where each lookup waited for the one before. codeHash() then finds
+ * its answer ready. A task whose files cannot be read gets the error
+ * codeHash() alone gives it; the others are not held up by it.
+ */
+export function primeCodeHashes(tasks: readonly LoadedTask[], index: CacheIndex): void {
+  const todo = tasks.filter((t) => !codeHashes.has(t.def.name));
+  if (todo.length < 2) return;
+  const batch = (async () => {
+    const parts = await Promise.allSettled(todo.map(codeFiles));
+    const ready = parts.flatMap((p, i) => (p.status === 'fulfilled' ? [{ task: todo[i]!, ...p.value }] : []));
+    const unique = new Map<string, InputEntry>();
+    for (const p of ready) for (const e of p.entries) if (typeof e.path === 'string') unique.set(e.path, e);
+    const list = [...unique.values()];
+    const { digests } = await digestEntries(list, { index });
+    const digestOf = new Map(list.map((e, i) => [e.path as string, digests[i]!]));
+    const out = new Map<string, string>();
+    for (const p of ready) {
+      const d = p.entries.map((e) => (typeof e.path === 'string' ? digestOf.get(e.path) : undefined));
+      if (d.every((x) => x !== undefined)) out.set(p.task.def.name, hashOf(p.base, p.entries, d as string[]));
+    }
+    return out;
+  })().catch(() => new Map<string, string>());
+  for (const t of todo) {
+    const h = batch.then((m) => m.get(t.def.name) ?? codeHashAlone(t, index));
+    // a task the run never reaches (an earlier one failed) never awaits its
+    // hash: its error must not be an unhandled rejection
+    h.catch(() => {});
+    codeHashes.set(t.def.name, h);
+  }
 }
 
 export interface TaskFingerprint {

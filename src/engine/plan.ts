@@ -8,7 +8,7 @@ import type { ActionEntry } from '../cache/action-entry.js';
 import { diskMatches, manifestDigest } from '../cache/output-manifest.js';
 import { diffRecords, fingerprintKey, type FieldChange, type FingerprintRecord } from '../fingerprint/record.js';
 import { Executor, type ExecutorOptions, type TaskStateRecord } from './executor.js';
-import { fingerprintTask } from './fingerprint-task.js';
+import { fingerprintTask, primeCodeHashes } from './fingerprint-task.js';
 import { verdictFor, whyRun } from './decide.js';
 
 export interface PlannedTask {
@@ -25,6 +25,7 @@ export async function planRun(o: Omit<ExecutorOptions, 'emit' | 'runId'>): Promi
   const exec = new Executor({ ...o, emit: () => {}, runId: 'plan' });
   const digests = new Map<string, string | null>();
   const plan: PlannedTask[] = [];
+  primeCodeHashes(o.graph.order.map((n) => o.registry.tasks.get(n)!), o.index);
   for (const name of o.graph.order) {
     const task = o.registry.tasks.get(name)!;
     const ctx = exec.taskContext(name);
