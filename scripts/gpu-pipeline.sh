@@ -22,9 +22,13 @@ mkdir -p "$OUT_DIR"
 stamp() { date +%s.%N; }
 t0=$(stamp)
 
+# carried tools unpack into directories of our own (mktemp -d: 0700, a new
+# name), never a fixed /tmp path another user could have made first: what
+# lands there is run as root
 if ! command -v node >/dev/null && [ -f .device/node.xz ]; then
-  mkdir -p /tmp/rocmflow-node/bin && xz -dc .device/node.xz > /tmp/rocmflow-node/bin/node && chmod +x /tmp/rocmflow-node/bin/node
-  export PATH=/tmp/rocmflow-node/bin:$PATH
+  node_dir=$(mktemp -d /tmp/rocmflow-node.XXXXXX)
+  mkdir "$node_dir/bin" && xz -dc .device/node.xz > "$node_dir/bin/node" && chmod +x "$node_dir/bin/node"
+  export PATH=$node_dir/bin:$PATH
 fi
 if [ ! -d node_modules ]; then
   if [ -f .device/node_modules.tar.xz ]; then tar -xJf .device/node_modules.tar.xz; else npm ci --omit=dev --no-audit --no-fund; fi
@@ -39,8 +43,9 @@ if { ! command -v strace >/dev/null || ! command -v bwrap >/dev/null || ! comman
   ldconfig
 fi
 if [ -z "${ROCMFLOW_LLAMA_SOURCE:-}" ] && [ -f .device/llama-src.tar.xz ]; then
-  mkdir -p /tmp/rocmflow-src && tar -xJf .device/llama-src.tar.xz -C /tmp/rocmflow-src
-  export ROCMFLOW_LLAMA_SOURCE=/tmp/rocmflow-src/llama.cpp
+  src_dir=$(mktemp -d /tmp/rocmflow-src.XXXXXX)
+  tar -xJf .device/llama-src.tar.xz -C "$src_dir"
+  export ROCMFLOW_LLAMA_SOURCE=$src_dir/llama.cpp
 fi
 if [ -z "${ROCMFLOW_VOCAB:-}" ] && [ -f .device/vocab-llama-spm.gguf ]; then export ROCMFLOW_VOCAB=$PWD/.device/vocab-llama-spm.gguf; fi
 
