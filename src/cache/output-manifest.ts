@@ -195,6 +195,15 @@ export async function captureOutputs(
  * the filesystem can) otherwise. Throws E_BLOB_MODIFIED / E_BLOB_MISSING
  * when a blob is gone or was modified; the caller evicts and reruns.
  */
+/**
+ * The mode a restored file or directory gets: its permission bits without
+ * write for group and others, and never setuid, setgid or sticky. A
+ * manifest may come from a remote, and rocmflow restores as root: an entry
+ * must not make a setuid-root program, nor a directory other users can
+ * swap files in before a later step reads them.
+ */
+export const restoredMode = (mode: number): number => mode & 0o755;
+
 export function restoreOutputs(outDir: string, manifest: OutputManifest, store: ContentStore, outputs: readonly string[]): DiskState {
   const problem = manifestProblem(manifest, outputs);
   if (problem) throw new RocmflowError('E_BAD_ENTRY', `cache entry refused: ${problem}`);
@@ -264,7 +273,7 @@ export function restoreOutputs(outDir: string, manifest: OutputManifest, store: 
     if (e.type === 'dir') {
       ensureDir(dest);
       dirs.push(e);
-      disk[e.path] = `d:${e.mode & 0o7555}`;
+      disk[e.path] = `d:${restoredMode(e.mode) & 0o7555}`;
     } else if (e.type === 'symlink') {
       create(dest, (name) => symlinkSync(e.target!, name));
       disk[e.path] = `l:${e.target}`;
@@ -283,7 +292,7 @@ export function restoreOutputs(outDir: string, manifest: OutputManifest, store: 
         const tmp = tmpName(dest);
         try {
           copyFileSync(blob, tmp, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
-          chmodSync(tmp, e.mode);
+          chmodSync(tmp, restoredMode(e.mode));
         } catch (err) {
           rmSync(tmp, { force: true });
           throw err;
@@ -294,6 +303,6 @@ export function restoreOutputs(outDir: string, manifest: OutputManifest, store: 
     }
   }
   // directory modes last, deepest first, so read-only dirs don't block their children
-  for (const d of dirs.reverse()) chmodSync(join(outDir, d.path), d.mode);
+  for (const d of dirs.reverse()) chmodSync(join(outDir, d.path), restoredMode(d.mode));
   return disk;
 }

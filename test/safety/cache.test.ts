@@ -115,6 +115,37 @@ describe('hostile remote action entries are misses, never writes through links',
     });
 });
 
+describe('modes in a remote action entry', () => {
+  it('a setuid file and a world-writable directory are restored without those bits', () => {
+    const tasks = sharedModule(`export default defineTask({ name: 'm', outputs: ['out'], async run(ctx) { await ctx.$\`echo payload > out\`; } });`);
+    const share = tmp('share');
+    expect(run(machine(tasks, share), 'm').code).toBe(0);
+    const acDir = join(share, 'ac');
+    const file = join(acDir, readdirSync(acDir)[0]!);
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    const blob = doc.entry.manifest.entries.find((e: any) => e.type === 'file');
+    // one blob under two modes: whichever exec bit it is pulled with, one of the two is a copy whose mode restore sets
+    doc.entry.manifest.entries = [
+      { path: 'out', type: 'dir', mode: 0o1777 },
+      { path: 'out/a', type: 'file', mode: 0o666, size: blob.size, sha256: blob.sha256 },
+      { path: 'out/f', type: 'file', mode: 0o6777, size: blob.size, sha256: blob.sha256 },
+    ];
+    writeFileSync(file, JSON.stringify(doc));
+    const b = machine(tasks, share);
+    const r = run(b, 'm');
+    expect(states(r), r.stderr).toEqual({ m: 'cached' });
+    const out = join(b, '.rocmflow/out/cpu/m/out');
+    expect(statSync(out).mode & 0o7777).toBe(0o755);
+    for (const f of ['a', 'f']) {
+      expect(statSync(join(out, f)).mode & 0o7022, f).toBe(0);
+      expect(readFileSync(join(out, f), 'utf8')).toBe('payload\n');
+    }
+    expect(statSync(join(out, 'f')).mode & 0o111).not.toBe(0);
+    // and the restored outputs count as fresh on the next run
+    expect(states(run(b, 'm'))).toEqual({ m: 'fresh' });
+  });
+});
+
 describe('local blobs', () => {
   it('a blob replaced by a symlink with the same size and mtime is evicted and the task reruns', () => {
     const ws = workspace({ tasks: `export default defineTask({ name: 'b', outputs: ['o'], async run(ctx) { await ctx.$\`echo task-output > o\`; } });` });
