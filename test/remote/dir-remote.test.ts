@@ -3,11 +3,11 @@
  * writers from separate processes, readers that verify, no partial files.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { rocmflowAsync } from '../helpers/cli.js';
+import { rocmflow, rocmflowAsync } from '../helpers/cli.js';
 import { bodiesRun, counterFile, eventsOf, outcome, outputTree, pipelineWorkspace, runPipeline, sharedTasks } from './fixture.js';
 
 const TASKS = ['gen', 'big', 'sum', 'same'];
@@ -96,5 +96,22 @@ describe('remote cache in a shared directory', () => {
     const warnings = eventsOf(r, 'warning');
     expect(warnings).toHaveLength(1);
     expect(warnings[0].message).toContain(`shared cache directory ${missing}: ENOENT`);
+  });
+});
+
+describe('a shared directory another writer tampered with', () => {
+  it('a link in place of ac/ or cas/ is refused by name and nothing is written through it', () => {
+    const counter = counterFile();
+    const tasks = sharedTasks({ counter });
+    for (const planted of ['ac', 'cas']) {
+      const shared = mkdtempSync(join(tmpdir(), 'rocmflow-share-'));
+      const victim = mkdtempSync(join(tmpdir(), 'rocmflow-victim-'));
+      symlinkSync(victim, join(shared, planted));
+      const ws = pipelineWorkspace({ tasks, remote: { url: `file://${shared}`, mode: 'read' }, input: 'one\n' });
+      expect(runPipeline(ws).code).toBe(0);
+      const r = rocmflow(ws, ['cache', 'push', '--all', '--json', '--cache-dir', join(ws, 'local-cache')], { ROCMFLOW_REMOTE_CACHE_MODE: 'read-write' });
+      expect(r.stdout + r.stderr).toContain(`${join(shared, planted)}: not a directory (a link or a file); refusing to write through it`);
+      expect(readdirSync(victim, { recursive: true })).toEqual([]);
+    }
   });
 });

@@ -6,10 +6,10 @@
  * file (the last complete rename wins, and both wrote the same bytes).
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import type { BlobDownload, RemoteBackend } from './backend.js';
 import { RemoteError } from './remote-error.js';
 import { streamToFile } from './stream-to-file.js';
@@ -112,16 +112,47 @@ export class DirBackend implements RemoteBackend {
     this.checked = true;
   }
 
+  /**
+   * Writes under the share go through directories opened one level at a
+   * time with O_NOFOLLOW, and the temp file and the rename are named through
+   * the last one's descriptor (`/proc/self/fd/N/name`, which the kernel
+   * resolves to that very directory). Anyone who can write to the share
+   * could put a link where `ac` or `cas/xx` should be (to /etc/cron.d, say);
+   * rocmflow runs as root and must not write through it, not even when the
+   * link appears between a check and the write.
+   */
   private async atomicWrite(dest: string, write: (tmp: string) => Promise<void>): Promise<void> {
-    const dir = dirname(dest);
-    const tmp = join(dir, `.${basename(dest)}.${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+    const parts = relative(this.root, dirname(dest)).split('/').filter(Boolean);
+    const name = basename(dest);
+    let dir = await open(this.root, constants.O_RDONLY | constants.O_DIRECTORY);
+    let tmp: string | null = null;
     try {
-      await mkdir(dir, { recursive: true });
+      for (const part of parts) {
+        const next = `/proc/self/fd/${dir.fd}/${part}`;
+        await mkdir(next, { mode: 0o755 }).catch((e) => {
+          if (code(e) !== 'EEXIST') throw e;
+        });
+        let opened;
+        try {
+          opened = await open(next, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+        } catch (e) {
+          if (code(e) === 'ELOOP' || code(e) === 'ENOTDIR') throw new RemoteError('io', `${join(this.root, ...parts.slice(0, parts.indexOf(part) + 1))}: not a directory (a link or a file); refusing to write through it`);
+          throw e;
+        }
+        await dir.close();
+        dir = opened;
+      }
+      const at = `/proc/self/fd/${dir.fd}`;
+      tmp = `${at}/.${name}.${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
       await write(tmp);
-      await rename(tmp, dest);
+      await rename(tmp, `${at}/${name}`);
+      tmp = null;
     } catch (e) {
-      await rm(tmp, { force: true }).catch(() => {});
+      if (tmp) await rm(tmp, { force: true }).catch(() => {});
+      if (e instanceof RemoteError) throw e;
       throw ioError(e, dest);
+    } finally {
+      await dir.close();
     }
   }
 }
