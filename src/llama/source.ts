@@ -123,8 +123,12 @@ export async function npmBundle(spec: string, opts: SourceOptions): Promise<stri
   if (!/^\d+\.\d+\.\d+(-[\w.]+)?$/.test(version)) {
     // a range or tag: ask the registry which version it means now
     const out = await run('npm', ['view', spec, 'version', '--json'], { signal: opts.signal, what: `npm ${spec}` });
-    const v = JSON.parse(out) as string | string[];
-    version = Array.isArray(v) ? v[v.length - 1]! : v;
+    const v = JSON.parse(out) as unknown;
+    const picked = Array.isArray(v) ? v[v.length - 1] : v;
+    // the registry's answer becomes a directory name: an exact version or nothing
+    if (typeof picked !== 'string' || !/^\d+\.\d+\.\d+(-[\w.]+)?$/.test(picked))
+      throw new RocmflowError('E_SOURCE', `llama.cpp source: npm ${spec}: the registry answered ${JSON.stringify(picked)?.slice(0, 80)}, not an exact version`);
+    version = picked;
   }
   const dir = join(opts.cacheDir, 'sources', 'npm', `${name.replace(/[/@]/g, '_')}-${version}`);
   const bundle = join(dir, 'gitRelease.bundle');
@@ -255,7 +259,7 @@ export async function resolveSource(spec: SourceSpec, opts: SourceOptions): Prom
     let commit = COMMIT.test(ref) ? ref : undefined;
     if (!commit) {
       // the peeled pattern makes annotated tags list their commit too
-      const heads = parseHeads(await git(['ls-remote', spec.git, ref, `${ref}^{}`], { signal: opts.signal, what: `llama.cpp source ${spec.git}` }));
+      const heads = parseHeads(await git(['ls-remote', '--', spec.git, ref, `${ref}^{}`], { signal: opts.signal, what: `llama.cpp source ${spec.git}` }));
       commit = pickRef(heads, ref);
       if (!commit) throw usageError('E_SOURCE', `llama.cpp source ${spec.git}: no ref "${ref}"`);
     }
@@ -297,15 +301,15 @@ export async function prepareSource(spec: SourceSpec, opts: SourceOptions & { de
   await mkdir(opts.dest, { recursive: true });
   const g = (args: string[]) => git(args, { cwd: opts.dest, signal: opts.signal, what });
   if (r.bundle) {
-    await git(['clone', '--quiet', '--no-checkout', r.bundle, opts.dest], { signal: opts.signal, what });
+    await git(['clone', '--quiet', '--no-checkout', '--', r.bundle, opts.dest], { signal: opts.signal, what });
   } else {
     const url = (spec as { git: string }).git;
     await g(['init', '--quiet']);
     try {
-      await g(['fetch', '--quiet', '--depth', '1', url, commit]);
+      await g(['fetch', '--quiet', '--depth', '1', '--', url, commit]);
     } catch {
       // servers that refuse fetching a bare commit: fetch the ref instead
-      await g(['fetch', '--quiet', url, (spec as { ref?: string }).ref ?? 'HEAD']);
+      await g(['fetch', '--quiet', '--', url, (spec as { ref?: string }).ref ?? 'HEAD']);
     }
   }
   try {
