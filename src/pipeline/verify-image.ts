@@ -23,7 +23,7 @@ import { cliCommand, differingTexts, runCompletionCli, runWorkload, textsOf, wor
 import { evalText } from '../llama/eval-text.js';
 import { DEFAULT_NUMERICS_SPEC, DEFAULT_THRESHOLDS, perplexityBaseCommand, parseBasePerplexity, thresholdGroup, type NumericsSpec } from '../llama/numerics.js';
 import { compareNumerics, modelWeightType, NUMERICS_MOUNT, withLostLogRetry, type NumericsReference, type NumericsResult } from './numerics.js';
-import { expandDevices, type SandboxBind } from '../runtime/sandbox.js';
+import { expandDevices, which, type SandboxBind } from '../runtime/sandbox.js';
 import { resolveInRoot } from '../runtime/layout.js';
 import { matchAny } from '../util/glob.js';
 import { parseTraceFiles } from '../trace/parse.js';
@@ -143,6 +143,10 @@ async function mountHostBinds(root: string, binds: readonly SandboxBind[], log: 
   const out: SandboxBind[] = [];
   for (const b of binds) {
     const r = await resolveInRoot({ base: root, layers: [] }, b.dest);
+    // links in the image that lead through a missing directory and back up with ".." name a place the walk never
+    // checked (below another link, out of the root): the mount point is not made there
+    if (r.climbsPastMissing)
+      throw new RocmflowError('E_BAD_IMAGE', `verify: ${root}: the mount point for ${b.dest} goes through links to a missing directory and back up with "..": refused`);
     const at = join(root, r.path);
     if (!r.stat) {
       await mkdir(dirname(at), { recursive: true });
@@ -167,6 +171,9 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
   const log = o.log ?? (() => undefined);
   await mkdir(o.workDir, { recursive: true });
   if (!existsSync(o.model)) throw new RocmflowError('E_USAGE', `verify: model ${o.model} does not exist`, { exitCode: 2 });
+  // the images' programs run here as root: only bwrap (no capabilities, own pid namespace) confines them
+  if (!which('bwrap'))
+    throw new RocmflowError('E_SANDBOX', 'verify: images made elsewhere run only under bubblewrap (apt install bubblewrap); the chroot fallback does not confine root', { exitCode: 2 });
 
   // 1. the roots
   const full = await unpackImage(o.full, { dest: join(o.workDir, 'full'), signal: o.signal, onProgress: (s, d, t) => o.onProgress?.(`full image: ${s}`, d, t) });
@@ -219,7 +226,7 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
   const paths = { binDir: `${LLAMA_MOUNT}/bin`, model: modelInRoot, cli: w.cli };
 
   const runIn = async (img: UnpackedImage, name: string, traceDir?: string): Promise<{ run: RootRun; logs: string[] }> => {
-    const runner = await sandboxRunner({ root: img.root, binds: bindsOf(img), devices, env: envOf(img), traceDir, signal: o.signal });
+    const runner = await sandboxRunner({ method: 'bwrap', root: img.root, binds: bindsOf(img), devices, env: envOf(img), traceDir, signal: o.signal });
     try {
       const r = await runWorkload({ spec: w.spec, paths, runner, gpu, signal: o.signal, log: (l) => log(`${name}: ${l}`) });
       return { run: { texts: textsOf(r), error: null, speed: workloadSpeed(r) }, logs: runner.logs };
@@ -259,7 +266,7 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
   // again in both roots (twice at most) before it counts
   for (let i = 0; differing.length === 1 && differing[0] === 'cli' && i < 2; i++) {
     for (const [img, run] of [[full, fullRun.run], [minimal, minRun.run]] as const) {
-      const runner = await sandboxRunner({ root: img.root, binds: bindsOf(img), devices, env: envOf(img), signal: o.signal });
+      const runner = await sandboxRunner({ method: 'bwrap', root: img.root, binds: bindsOf(img), devices, env: envOf(img), signal: o.signal });
       const r = await runCompletionCli(runner, cliCommand(w.spec, paths, gpu), paths.cli).catch(() => null);
       if (r) run.texts.cli = r.stdout;
     }
@@ -296,7 +303,7 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
       refWhere = 'the full image\'s llama.cpp on the CPU (no device in the sandbox)';
       log(`numerics: reference run, ${refWhere}`);
       const started = Date.now();
-      const runner = await sandboxRunner({ root: full.root, binds: [...bindsOf(full), { source: dir, dest: NUMERICS_MOUNT, rw: true }], devices: [], env: envOf(full), signal: o.signal });
+      const runner = await sandboxRunner({ method: 'bwrap', root: full.root, binds: [...bindsOf(full), { source: dir, dest: NUMERICS_MOUNT, rw: true }], devices: [], env: envOf(full), signal: o.signal });
       const cmd = perplexityBaseCommand({ bin: `${paths.binDir}/llama-perplexity`, model: modelInRoot, text: `${NUMERICS_MOUNT}/eval.txt`, baseFile: `${NUMERICS_MOUNT}/base.kld`, spec });
       refPpl = await withLostLogRetry('verify: the CPU reference run', async () => {
         const r = await runner.run(cmd, 'perplexity-base');
@@ -312,7 +319,7 @@ export async function verifyImages(o: VerifyImagesOptions): Promise<VerifyImages
       build: null, ppl: refPpl, tokensScored: null, seconds: refSeconds,
     };
     const compare = async (img: UnpackedImage, where: string) => {
-      const runner = await sandboxRunner({ root: img.root, binds: [...bindsOf(img), { source: refDir, dest: NUMERICS_MOUNT }], devices, env: envOf(img), signal: o.signal });
+      const runner = await sandboxRunner({ method: 'bwrap', root: img.root, binds: [...bindsOf(img), { source: refDir, dest: NUMERICS_MOUNT }], devices, env: envOf(img), signal: o.signal });
       log(`numerics: ${where}`);
       return compareNumerics({ runner, binDir: paths.binDir, model: modelInRoot, reference, gpu, where }).catch((e: Error) => {
         failures.push(e.message);

@@ -5,11 +5,9 @@
  * host's strace, run from inside the root so that its log holds in-root
  * paths (see src/runtime/strace-kit.ts).
  */
-import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { RootLayout } from '../runtime/layout.js';
-import { runSandboxed, sandboxArgv, type SandboxBind, type SandboxOptions } from '../runtime/sandbox.js';
+import { makeMountPoints, runSandboxed, sandboxArgv, type SandboxBind, type SandboxOptions } from '../runtime/sandbox.js';
 import { straceKit } from '../runtime/strace-kit.js';
 import { straceArgs } from '../trace/run.js';
 import type { WorkloadRunner } from '../llama/workload.js';
@@ -57,11 +55,7 @@ export async function sandboxRunner(opts: SandboxRunnerOptions): Promise<Workloa
     async argv(command, name) {
       const cmd = sandboxArgv(wrap(command, name));
       // the chroot method mounts onto directories of the root: make them (runSandboxed does the same)
-      for (const p of cmd.mountPoints) {
-        if (existsSync(p.path)) continue;
-        await mkdir(p.file ? posix.dirname(p.path) : p.path, { recursive: true });
-        if (p.file) await writeFile(p.path, '');
-      }
+      await makeMountPoints(cmd.mountPoints);
       return cmd.argv;
     },
     async run(command, name) {

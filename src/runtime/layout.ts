@@ -43,6 +43,13 @@ export interface Resolution {
   links: CrossedLink[];
   /** lstat of the final path on the host, or null when it does not exist. */
   stat: Stats | null;
+  /**
+   * Set when the walk stopped at a missing component and the rest of the
+   * path climbs back with `..` (as a link's target can splice in): `path`
+   * is then only lexical, and may name a place the walk never checked
+   * (below a link, say). Nothing may be made there.
+   */
+  climbsPastMissing?: true;
 }
 
 /** Normalise an in-root path: absolute, no `.`/`..`/double slashes, no trailing slash. */
@@ -142,7 +149,7 @@ export async function resolveInRoot(
     }
     const next = cur === '/' ? '/' + name : cur + '/' + name;
     stat = await lstatInRoot(layout, next);
-    if (!stat) return { path: normalizeInRoot([next, ...rest].join('/')), links, stat: null };
+    if (!stat) return missingAt(next, rest, links);
     if (stat.isSymbolicLink() && (rest.length > 0 || followLast)) {
       const target = (await readlinkInRoot(layout, next))!;
       links.push({ path: next, target });
@@ -155,10 +162,16 @@ export async function resolveInRoot(
       rest = [...splitRaw(target), ...rest];
       continue;
     }
-    if (rest.length > 0 && !stat.isDirectory()) return { path: normalizeInRoot([next, ...rest].join('/')), links, stat: null };
+    if (rest.length > 0 && !stat.isDirectory()) return missingAt(next, rest, links);
     cur = next;
   }
   return { path: cur, links, stat };
+}
+
+function missingAt(next: string, rest: string[], links: CrossedLink[]): Resolution {
+  const r: Resolution = { path: normalizeInRoot([next, ...rest].join('/')), links, stat: null };
+  if (rest.includes('..')) r.climbsPastMissing = true;
+  return r;
 }
 
 function splitRaw(p: string): string[] {

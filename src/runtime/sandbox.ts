@@ -63,7 +63,52 @@ export interface SandboxCommand {
   argv: string[];
   method: 'bwrap' | 'chroot';
   /** chroot only: host mount points that must exist (runSandboxed creates them in a plain root: files for file binds). */
-  mountPoints: { path: string; file: boolean }[];
+  mountPoints: MountPoint[];
+}
+
+/** A chroot mount point: `inRoot` below `root`, made by makeMountPoints when the root lacks it. */
+export interface MountPoint {
+  root: string;
+  inRoot: string;
+  /** Host path (root + inRoot). */
+  path: string;
+  file: boolean;
+}
+
+/**
+ * Whether an in-root path is free of links: each existing component is
+ * checked with lstat, so a link in the root (say `models -> /etc`) is not
+ * followed onto the host, as `mount` and `mkdir -p` would.
+ */
+function linkFree(root: string, inRoot: string): boolean {
+  let cur = root === '/' ? '' : root;
+  for (const part of inRoot.split('/').filter(Boolean)) {
+    cur = `${cur}/${part}`;
+    const st = lstatSync(cur, { throwIfNoEntry: false });
+    if (!st) return true;
+    if (st.isSymbolicLink()) return false;
+  }
+  return true;
+}
+
+/**
+ * Make the chroot's missing mount points inside the root, one directory at
+ * a time (a file bind gets an empty file), never through a link.
+ */
+export async function makeMountPoints(points: readonly MountPoint[]): Promise<void> {
+  for (const p of points) {
+    if (!linkFree(p.root, p.inRoot))
+      throw new RocmflowError('E_SANDBOX', `chroot: ${p.root}: ${p.inRoot} goes through a link; refusing to mount there (install bubblewrap)`);
+    if (lstatSync(p.path, { throwIfNoEntry: false })) continue;
+    const parts = p.inRoot.split('/').filter(Boolean);
+    let cur = p.root === '/' ? '' : p.root;
+    for (const [i, part] of parts.entries()) {
+      cur = `${cur}/${part}`;
+      if (lstatSync(cur, { throwIfNoEntry: false })) continue;
+      if (i === parts.length - 1 && p.file) await writeFile(cur, '', { flag: 'wx' });
+      else await mkdir(cur);
+    }
+  }
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -171,7 +216,13 @@ function bwrapArgv(opts: SandboxOptions, layout: RootLayout): SandboxCommand {
   // parents before children; a stable sort keeps the order above within a depth
   ops.sort((a, b) => depth(a.dest) - depth(b.dest) || a.order - b.order);
 
-  const argv = ['bwrap', '--die-with-parent'];
+  // rocmflow runs as root, and bwrap started by root keeps every
+  // capability; what runs inside may come from an image made elsewhere. So:
+  // no capabilities (bwrap also sets no_new_privs: a setuid program gets
+  // none back), and its own process, IPC and host-name namespaces, so
+  // /proc/1/root is the sandbox's root and not the host's. The network is
+  // shared: the server is reached from the host on 127.0.0.1.
+  const argv = ['bwrap', '--die-with-parent', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', '--cap-drop', 'ALL'];
   if (!synth.has('/')) argv.push('--ro-bind', layout.base, '/');
   for (const op of ops) argv.push(...op.args);
   if (opts.clearEnv ?? true) argv.push('--clearenv');
@@ -193,7 +244,11 @@ function chrootArgv(opts: SandboxOptions, layout: RootLayout): SandboxCommand {
   if (!unshare) throw missingTool('unshare', 'apt install util-linux');
   const root = layout.base;
   const at = (p: string) => (root === '/' ? p : posix.join(root, p));
-  const mountPoints = ['/dev', '/proc', '/sys', '/tmp'].map((p) => ({ path: at(p), file: false }));
+  const point = (inRoot: string, file: boolean): MountPoint => {
+    if (!linkFree(root, inRoot)) throw new RocmflowError('E_SANDBOX', `chroot: ${root}: ${inRoot} goes through a link; refusing to mount there (install bubblewrap)`);
+    return { root, inRoot, path: at(inRoot), file };
+  };
+  const mountPoints = ['/dev', '/proc', '/sys', '/tmp'].map((p) => point(p, false));
   if (!opts.root && mountPoints.some((p) => !exists(p.path)))
     throw new RocmflowError('E_SANDBOX', `chroot needs /dev, /proc, /sys and /tmp in ${root} (install bubblewrap)`);
   const lines = ['set -e'];
@@ -207,13 +262,14 @@ function chrootArgv(opts: SandboxOptions, layout: RootLayout): SandboxCommand {
     // a plain root gets its mount points created; a layout's base (often the host's /) is never written to
     if (!opts.root && !exists(at(m.dest)))
       throw new RocmflowError('E_SANDBOX', `chroot cannot mount ${m.source} at ${m.dest}: no such directory in ${root} (install bubblewrap)`);
-    mountPoints.push({ path: at(m.dest), file: !statSync(m.source).isDirectory() });
+    mountPoints.push(point(m.dest, !statSync(m.source).isDirectory()));
     lines.push(`mount --bind ${sq(m.source)} ${sq(at(m.dest))}`);
     if (!m.rw) lines.push(`mount -o remount,bind,ro ${sq(at(m.dest))}`);
   }
   lines.push(`exec ${sq(unshare)} --root=${sq(root)} --wd=${sq(opts.cwd ?? '/')} -- "$@"`);
   const env = (opts.clearEnv ?? true) ? ['env', '-i', ...Object.entries(envOf(opts)).map(([k, v]) => `${k}=${v}`)] : ['env', ...Object.entries(envOf(opts)).map(([k, v]) => `${k}=${v}`)];
-  const argv = [...env, unshare, '--mount', '--fork', '--propagation', 'private', '/bin/sh', '-c', lines.join('\n'), 'rocmflow-chroot', ...opts.command];
+  // its own pid namespace (the proc mounted above is the new one's): /proc/1/root is not the host's /
+  const argv = [...env, unshare, '--mount', '--pid', '--fork', '--propagation', 'private', '/bin/sh', '-c', lines.join('\n'), 'rocmflow-chroot', ...opts.command];
   return { argv, method: 'chroot', mountPoints };
 }
 
@@ -236,11 +292,7 @@ export async function runSandboxed(
   opts: SandboxOptions & { signal?: AbortSignal; stdin?: string; killAfterMs?: number },
 ): Promise<SandboxResult> {
   const cmd = sandboxArgv(opts);
-  for (const p of cmd.mountPoints) {
-    if (exists(p.path)) continue;
-    await mkdir(p.file ? posix.dirname(p.path) : p.path, { recursive: true });
-    if (p.file) await writeFile(p.path, '');
-  }
+  await makeMountPoints(cmd.mountPoints);
   const [exe, ...args] = cmd.argv;
   const tool = which(exe!) ?? exe!;
   return await new Promise<SandboxResult>((resolve, reject) => {

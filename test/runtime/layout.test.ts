@@ -51,6 +51,22 @@ describe('resolveInRoot', () => {
     expect(r.path).toBe('/usr/no-such-dir/file');
   });
 
+  it('flags a path that reaches a missing directory through a link and climbs back with "..": its lexical form lies below another link', async () => {
+    // p/q/r/x leads out of the root; a library directory's link reaches it only by way of a missing directory and ".."
+    const root = temp();
+    mkdirSync(join(root, 'p/q/r'), { recursive: true });
+    mkdirSync(join(root, 'usr/lib'), { recursive: true });
+    symlinkSync('../../..', join(root, 'p/q/r/a'));
+    symlinkSync('a/../../..', join(root, 'p/q/r/x'));
+    symlinkSync('nothere/../../../p/q/r/x/etc/cron.d', join(root, 'usr/lib/x86_64-linux-gnu'));
+    const r = await resolveInRoot({ base: root, layers: [] }, '/usr/lib/x86_64-linux-gnu/libcuda.so.1');
+    expect(r.stat).toBeNull();
+    expect(r.path).toBe('/p/q/r/x/etc/cron.d/libcuda.so.1');
+    expect(r.climbsPastMissing).toBe(true);
+    // a plain missing path is not flagged
+    expect((await resolveInRoot({ base: root, layers: [] }, '/usr/lib/none/libcuda.so.1')).climbsPastMissing).toBeUndefined();
+  });
+
   it('refuses a relative link that climbs out of the root with E_ESCAPE', async () => {
     const dir = temp();
     mkdirSync(join(dir, 'lib'));

@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runSandboxed, sandboxArgv } from '../../src/runtime/sandbox.js';
@@ -35,14 +35,45 @@ describe('sandbox', () => {
   it('kills the whole process group when aborted', async () => {
     const dir = temp();
     const started = Date.now();
-    const run = runSandboxed({ layout: { base: '/', layers: [] }, binds: [{ source: dir, dest: dir, rw: true }], command: ['sh', '-c', `sleep 30 & echo $! > ${dir}/pid; wait`], signal: AbortSignal.timeout(500) });
+    // a sleep no other process has: the grandchild is found on the host by its arguments
+    const marker = `${30 + Math.random()}`.slice(0, 12);
+    const run = runSandboxed({ layout: { base: '/', layers: [] }, binds: [{ source: dir, dest: dir, rw: true }], command: ['sh', '-c', `sleep ${marker} & echo started > ${dir}/pid; wait`], signal: AbortSignal.timeout(500) });
     await expect(run).rejects.toMatchObject({ name: 'TimeoutError' });
     expect(Date.now() - started).toBeLessThan(10_000);
-    const pid = Number(sh('cat', [join(dir, 'pid')]).trim());
+    expect(sh('cat', [join(dir, 'pid')]).trim()).toBe('started');
     await new Promise((r) => setTimeout(r, 200));
-    // the grandchild (same pid namespace: bwrap runs without --unshare-pid) is gone, or a zombie awaiting its reaper
-    const state = sh('sh', ['-c', `cat /proc/${pid}/stat 2>/dev/null || true`]).split(') ')[1]?.[0];
-    expect(state === undefined || state === 'Z').toBe(true);
+    // the grandchild is gone, or a zombie awaiting its reaper
+    const states = sh('sh', ['-c', `for p in $(pgrep -f "slee[p] ${marker}"); do cut -d')' -f2 /proc/$p/stat | cut -c2; done`]).split('\n').filter(Boolean);
+    expect(states.filter((st) => st !== 'Z')).toEqual([]);
+  });
+
+  it('gives the command no capabilities and a /proc of its own, so /proc/1/root is not the host', async () => {
+    const outside = temp();
+    const r = await runSandboxed({
+      layout: { base: '/', layers: [] },
+      command: ['sh', '-c', `grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/self/status; ls /proc | grep -c '^[0-9]'; echo x > /proc/1/root${outside}/planted && echo wrote`],
+    });
+    expect(r.stdout).toContain('CapEff:\t0000000000000000');
+    expect(r.stdout).toContain('CapPrm:\t0000000000000000');
+    expect(r.stdout).toContain('NoNewPrivs:\t1');
+    expect(Number(r.stdout.trim().split('\n')[3])).toBeLessThan(10);
+    expect(r.stdout).not.toContain('wrote');
+    expect(readdirSync(outside)).toEqual([]);
+  });
+
+  it('the chroot fallback: its own pid namespace, and no mount point through a link in the root', async () => {
+    const r = await runSandboxed({ layout: { base: '/', layers: [] }, method: 'chroot', command: ['sh', '-c', "ls /proc | grep -c '^[0-9]'"] });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(Number(r.stdout.trim())).toBeLessThan(10);
+    // a root whose /models is a link to a host directory: mount (and mkdir -p) would follow it onto the host
+    const root = temp();
+    const hostDir = temp();
+    const models = temp();
+    symlinkSync(hostDir, join(root, 'models'));
+    await expect(runSandboxed({ root, method: 'chroot', binds: [{ source: models, dest: '/models/x' }], command: ['true'] })).rejects.toMatchObject({
+      code: 'E_SANDBOX', message: expect.stringContaining('/models/x goes through a link'),
+    });
+    expect(readdirSync(hostDir)).toEqual([]);
   });
 
   it('traces and trims inside a sysroot base (not the host /)', async () => {
