@@ -90,6 +90,8 @@ export class CacheIndex {
       const out: (T | undefined)[] = [];
       // SQLite limits bound parameters per statement
       for (let i = 0; i < keys.length; i += 500) out.push(...((await this.ns(ns).getMany(keys.slice(i, i + 500))) as (T | undefined)[]));
+      // the batched read does not find a key holding a NUL (the state keys do): those one by one
+      for (const [i, k] of keys.entries()) if (k.includes('\0')) out[i] = (await this.ns(ns).get(k)) as T | undefined;
       return out;
     });
   }
