@@ -79,7 +79,7 @@ export class DirBackend implements RemoteBackend {
     await this.mounted();
     await this.atomicWrite(this.blobPath(digest), async (tmp) => {
       // copy_file_range/reflink in the kernel: nothing passes through our memory
-      await copyFile(file, tmp);
+      await copyFile(file, tmp, constants.COPYFILE_EXCL);
       const fh = await open(tmp, 'r+');
       try {
         await fh.chmod(0o444);
