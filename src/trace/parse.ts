@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { AccessCollector } from './access-collector.js';
@@ -88,22 +88,42 @@ export async function parseTraceFiles(paths: string[], opts: { cwd?: string } = 
  */
 export async function* readLines(path: string): AsyncGenerator<string> {
   let rest = '';
-  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 18 });
+  // a trace log lies where the traced program could write (the sandbox binds its directory): a link
+  // put in its place is not followed (O_NOFOLLOW), and only a regular file is read (O_NONBLOCK: a fifo
+  // there does not hang the open)
+  let fh: FileHandle;
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      const text = rest + chunk;
-      let start = 0;
-      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-        yield text.slice(start, nl);
-        start = nl + 1;
-      }
-      rest = text.slice(start);
-    }
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
-    throw new RocmflowError('E_TRACE_FILE', `cannot read trace file ${path}: ${(e as Error).message}`, { exitCode: 2 });
+    const why = (e as NodeJS.ErrnoException).code === 'ELOOP' ? 'a symbolic link, not a log strace wrote' : (e as Error).message;
+    throw new RocmflowError('E_TRACE_FILE', `cannot read trace file ${path}: ${why}`, { exitCode: 2 });
+  }
+  try {
+    if (!(await fh.stat()).isFile()) throw new RocmflowError('E_TRACE_FILE', `cannot read trace file ${path}: not a regular file`, { exitCode: 2 });
+    const stream = fh.createReadStream({ encoding: 'utf8', highWaterMark: 1 << 18, autoClose: false });
+    try {
+      for await (const chunk of stream as AsyncIterable<string>) {
+        const text = rest + chunk;
+        let start = 0;
+        for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+          yield text.slice(start, nl);
+          start = nl + 1;
+        }
+        rest = text.slice(start);
+        // strace's lines are bounded by its -s limit; a line this long is not strace output
+        if (rest.length > MAX_LINE) throw new RocmflowError('E_TRACE_FILE', `trace file ${path}: a line longer than ${MAX_LINE >> 20} MiB: not strace output`, { exitCode: 2 });
+      }
+    } catch (e) {
+      if (e instanceof RocmflowError) throw e;
+      throw new RocmflowError('E_TRACE_FILE', `cannot read trace file ${path}: ${(e as Error).message}`, { exitCode: 2 });
+    }
+  } finally {
+    await fh.close();
   }
   yield rest;
 }
+
+const MAX_LINE = 16 << 20;
 
 async function firstCwdOfFile(path: string): Promise<string | undefined> {
   for await (const line of readLines(path)) {

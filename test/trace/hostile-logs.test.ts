@@ -1,0 +1,38 @@
+/**
+ * A trace log lies in a directory the traced program can write to (the
+ * sandbox binds it): what it finds there is read as root by the host. A
+ * link in the log's place is not followed, and a file that is no strace
+ * output ends the read without holding it all in memory.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseTraceFiles } from '../../src/trace/parse.js';
+
+const dir = () => mkdtempSync(join(tmpdir(), 'rocmflow-hostile-log-'));
+
+describe('trace logs the traced program could have replaced', () => {
+  it('a link in place of the log is refused, and what it points at is not echoed', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'secret'), 'root:$6$saltsalt$SECRETHASH:19000:0:99999:7:::\n');
+    symlinkSync(join(d, 'secret'), join(d, 'minimal.log'));
+    const err = await parseTraceFiles([join(d, 'minimal.log')]).then(() => null, (e) => e);
+    expect(err).toMatchObject({ code: 'E_TRACE_FILE' });
+    expect(err.message).toContain('a symbolic link');
+    expect(err.message).not.toContain('SECRET');
+  });
+
+  it('a line longer than any strace line ends the read with one error', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'huge.log'), Buffer.alloc(17 << 20, 'x'));
+    await expect(parseTraceFiles([join(d, 'huge.log')])).rejects.toMatchObject({ code: 'E_TRACE_FILE', message: expect.stringContaining('not strace output') });
+  });
+
+  it('a fifo in place of the log is not read', async () => {
+    const d = dir();
+    execFileSync('mkfifo', [join(d, 'fifo.log')]);
+    await expect(parseTraceFiles([join(d, 'fifo.log')])).rejects.toMatchObject({ code: 'E_TRACE_FILE', message: expect.stringContaining('not a regular file') });
+  });
+});
