@@ -52,6 +52,16 @@ export interface ReadGgufOptions {
 
 const MAX_DIMS = 4; // GGML_MAX_DIMS
 const MAX_ARRAY_DEPTH = 8;
+/**
+ * Limits on what the file's own numbers may make this reader allocate (a
+ * model may come from anywhere; the file's size alone allows gigabytes):
+ * far above real models (tens of KB for a chat template, a few MB for an
+ * embedded tokenizer JSON, some thousands of tensors, a few hundred
+ * thousand vocabulary entries), far below V8's limits.
+ */
+const MAX_STRING = 64 << 20;
+const MAX_ENTRIES = 1 << 22;
+const MAX_ARRAY_ITEMS = 1 << 24;
 
 /** Read a GGUF file's header, metadata and tensor table. */
 export async function readGguf(path: string, opts: ReadGgufOptions = {}): Promise<GgufFile> {
@@ -139,6 +149,7 @@ class Parser {
   /** A u64 count that must fit the bytes left (each item takes at least `minItem` bytes). */
   private count(v: bigint, what: string, minItem: number, offset: number): number {
     if (v > BigInt(Math.floor(this.r.remaining / minItem))) throw this.tooBig(what, v, offset);
+    if (v > BigInt(MAX_ENTRIES)) throw this.fail(`${what} ${v} is more than this reader takes (${MAX_ENTRIES})`, offset);
     return Number(v);
   }
 
@@ -168,7 +179,9 @@ class Parser {
   }
 
   private async string(): Promise<string> {
+    const at = this.r.pos;
     const n = await this.stringLength();
+    if (n > MAX_STRING) throw this.fail(`a string of ${n} bytes is more than this reader takes (${MAX_STRING >> 20} MiB)`, at);
     const q = this.r.ensure(n);
     if (q) await q;
     return this.r.utf8(n);
@@ -228,6 +241,7 @@ class Parser {
       else for (let i = 0; i < length; i++) await this.array(depth + 1);
       return { itemType, length };
     }
+    if (length > MAX_ARRAY_ITEMS) throw this.fail(`an array of ${length} items is more than this reader takes (${MAX_ARRAY_ITEMS})`, at);
     const values: GgufValue[] = new Array(length);
     if (fixed) {
       await r.ensure(length * fixed);

@@ -184,3 +184,35 @@ describe('readGguf on corrupted copies', () => {
     await expect(readGguf(tmp)).rejects.toThrow(/not a regular file/);
   });
 });
+
+describe('readGguf on hostile numbers that the file size allows', () => {
+  const header = (tensors: bigint, kvs: bigint) => {
+    const b = Buffer.alloc(24);
+    b.write('GGUF', 0, 'latin1');
+    b.writeUInt32LE(3, 4);
+    b.writeBigUInt64LE(tensors, 8);
+    b.writeBigUInt64LE(kvs, 16);
+    return b;
+  };
+  const str = (s: string) => Buffer.concat([Buffer.from(new BigUint64Array([BigInt(s.length)]).buffer), Buffer.from(s, 'latin1')]);
+  const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
+  const u64 = (v: bigint) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b; };
+  /** A sparse file: the header, then zeros up to `size`. */
+  const sparse = (name: string, head: Buffer, size: number) => {
+    const p = join(tmp, name);
+    writeFileSync(p, head);
+    truncateSync(p, size);
+    return p;
+  };
+
+  it('a 100 MiB string, a 5 million-entry count and a 20 million-item array are refused with E_GGUF, allocating none of it', async () => {
+    const s = sparse('long-string.gguf', Buffer.concat([header(0n, 1n), str('general.name'), u32(8), u64(100n << 20n)]), 101 << 20);
+    expect(await ggufError(() => readGguf(s), s)).toContain('more than this reader takes');
+    const c = sparse('many-tensors.gguf', header(5_000_000n, 0n), 5_000_000 * 40);
+    expect(await ggufError(() => readGguf(c), c)).toContain('tensor count 5000000 is more than this reader takes');
+    const a = sparse('long-array.gguf', Buffer.concat([header(0n, 1n), str('tokenizer.ggml.scores'), u32(9), u32(6), u64(20_000_000n)]), 20_000_000 * 4 + 4096);
+    expect(await ggufError(() => readGguf(a), a)).toContain('20000000 items is more than this reader takes');
+    // skipArrays reads the same array's length without holding its items
+    expect(ggufArrayLength(await readGguf(a, { skipArrays: true }), 'tokenizer.ggml.scores')).toBe(20_000_000);
+  });
+});
