@@ -3,6 +3,7 @@
  * through a real nginx with WebDAV PUT, driven through the real CLI.
  */
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -201,6 +202,50 @@ describe('remote cache over HTTP (nginx WebDAV)', () => {
     sameOutputs(a, b);
     // the partial download left nothing behind
     expect(readdirSync(tmp)).toEqual([]);
+  });
+
+  it('a blob body longer than its entry says is cut off and refused: a server cannot fill the disk', async () => {
+    const n = await nginx();
+    const counter = counterFile();
+    const tasks = sharedTasks({ counter });
+    const a = pipelineWorkspace({ tasks, remote: { url: n.url } });
+    expect(runPipeline(a).code).toBe(0);
+    // entries as nginx has them; every blob an endless chunked body
+    let sent = 0;
+    const server = createHttpServer((req, res) => {
+      const path = decodeURIComponent(new URL(req.url!, 'http://x').pathname).replace(/^\/cache\//, '');
+      if (req.method === 'GET' && path.startsWith('cas/')) {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        const chunk = Buffer.alloc(1 << 20, 0x41);
+        const pump = () => {
+          while (!res.destroyed && res.write(chunk)) sent += chunk.length;
+          if (!res.destroyed) res.once('drain', pump);
+        };
+        pump();
+        return;
+      }
+      const file = join(n.root, 'cache', path);
+      if (req.method === 'GET' && path.startsWith('ac/') && existsSync(file)) res.end(readFileSync(file));
+      else res.writeHead(404).end();
+    });
+    const port = await freePort();
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    try {
+      const b = pipelineWorkspace({ tasks, remote: { url: `http://127.0.0.1:${port}/cache`, mode: 'read' } });
+      const rb = await rocmflowAsync(b, ['run', 'sum', 'same', '--json', '--cache-dir', join(b, 'local-cache')]).done;
+      expect(rb.code, rb.stderr).toBe(0);
+      const warnings = eventsOf(rb, 'warning').map((w) => w.message);
+      expect(warnings.length).toBeGreaterThan(0);
+      for (const w of warnings) expect(w).toMatch(/blob [0-9a-f]{64} is longer than the \d+ bytes its entry gives; refused/);
+      expect(Object.values(outcome(rb)).every((o) => o === 'ran')).toBe(true);
+      sameOutputs(a, b);
+      // each download stopped near its blob's size, and nothing of them stayed behind
+      expect(sent).toBeLessThan(64 << 20);
+      expect(readdirSync(join(b, 'local-cache/tmp'))).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('a server that accepts connections but never answers times out: one warning, local run', async () => {

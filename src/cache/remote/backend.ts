@@ -17,7 +17,8 @@ export interface RemoteBackend {
    * Stream a blob into the file `dest`, hashing it on the way. Null when
    * the remote has no such blob. The caller checks the digest.
    */
-  getBlob(digest: string, dest: string): Promise<BlobDownload | null>;
+  /** Download a blob into `dest`; more than `size` bytes (the entry's) stops it with OversizeBlob. */
+  getBlob(digest: string, dest: string, size: number): Promise<BlobDownload | null>;
   /** Stream the file into the remote as blob `digest`. */
   putBlob(digest: string, file: string, size: number): Promise<void>;
   /** Release sockets and the like. */

@@ -12,7 +12,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import type { BlobDownload, RemoteBackend } from './backend.js';
 import { RemoteError } from './remote-error.js';
-import { streamToFile } from './stream-to-file.js';
+import { OversizeBlob, streamToFile } from './stream-to-file.js';
 
 export class DirBackend implements RemoteBackend {
   readonly description: string;
@@ -62,14 +62,16 @@ export class DirBackend implements RemoteBackend {
     }
   }
 
-  async getBlob(digest: string, dest: string): Promise<BlobDownload | null> {
+  async getBlob(digest: string, dest: string, limit: number): Promise<BlobDownload | null> {
     await this.mounted();
     const p = this.blobPath(digest);
     try {
       const { size } = await stat(p);
-      return await streamToFile(createReadStream(p, { highWaterMark: 1 << 20 }), dest, size);
+      if (size > limit) throw new OversizeBlob(limit);
+      return await streamToFile(createReadStream(p, { highWaterMark: 1 << 20 }), dest, size, limit);
     } catch (e) {
       await rm(dest, { force: true });
+      if (e instanceof OversizeBlob) throw e;
       if (code(e) === 'ENOENT') return null;
       throw ioError(e, p);
     }

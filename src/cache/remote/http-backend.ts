@@ -9,7 +9,7 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { BlobDownload, RemoteBackend } from './backend.js';
 import { RemoteError, classifyNetError } from './remote-error.js';
-import { streamToFile } from './stream-to-file.js';
+import { OversizeBlob, streamToFile } from './stream-to-file.js';
 
 /** Action entries are small JSON documents; anything larger is not one. */
 const MAX_ENTRY_BYTES = 64 << 20;
@@ -88,15 +88,23 @@ export class HttpBackend implements RemoteBackend {
     return len === undefined || Number(len) === size;
   }
 
-  async getBlob(digest: string, dest: string): Promise<BlobDownload | null> {
+  async getBlob(digest: string, dest: string, size: number): Promise<BlobDownload | null> {
     const url = this.url('cas', digest);
     const res = await this.send('GET', url);
     if (res.statusCode === 404) return drain(res, null);
     if (res.statusCode !== 200) throw statusError('GET', url, res);
+    if (res.headers['content-length'] !== undefined && Number(res.headers['content-length']) > size) {
+      res.destroy();
+      throw new OversizeBlob(size);
+    }
     let got: BlobDownload;
     try {
-      got = await streamToFile(res, dest, Number(res.headers['content-length'] ?? 0));
+      got = await streamToFile(res, dest, Number(res.headers['content-length'] ?? size), size);
     } catch (e) {
+      if (e instanceof OversizeBlob) {
+        res.destroy();
+        throw e;
+      }
       const code = (e as NodeJS.ErrnoException).code;
       // local disk trouble is not the server's fault; say where it happened
       if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EACCES') throw new RemoteError('io', `writing ${dest}: ${code}`, { cause: e });

@@ -13,6 +13,7 @@ import type { RemoteBackend } from './backend.js';
 import { Limiter } from '../../util/limiter.js';
 import { parseStoredEntry } from './parse-stored-entry.js';
 import { RemoteError } from './remote-error.js';
+import { OversizeBlob } from './stream-to-file.js';
 import { signEntry, verifyEntry } from './signing.js';
 import type { RemoteCache, RemoteStats } from './types.js';
 
@@ -146,7 +147,15 @@ export class RemoteCacheClient implements RemoteCache {
     if (store.has(b.digest)) return 'ok';
     const tmp = store.tmpPath();
     try {
-      const got = await this.guard(() => this.backend.getBlob(b.digest, tmp));
+      let got;
+      try {
+        got = await this.guard(() => this.backend.getBlob(b.digest, tmp, b.size));
+      } catch (e) {
+        if (!(e instanceof OversizeBlob)) throw e;
+        this.o.warn(`remote cache ${this.description}: blob ${b.digest} is ${e.message}; refused`);
+        this.counters.errors++;
+        return 'rejected';
+      }
       if (!got) return 'missing';
       this.counters.bytesDown += got.bytes;
       if (got.sha256 !== b.digest) {

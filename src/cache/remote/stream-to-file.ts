@@ -13,30 +13,57 @@ import type { BlobDownload } from './backend.js';
  */
 export const FOLLOW_FROM = 16 << 20;
 
+/** A blob that is longer than the entry naming it says: refused before it fills the disk. */
+export class OversizeBlob extends Error {
+  constructor(readonly limit: number) {
+    super(`longer than the ${limit} bytes its entry gives`);
+    this.name = 'OversizeBlob';
+  }
+}
+
+/** Counts what passes and stops the stream past `limit` bytes. */
+function capped(limit: number, onChunk?: (chunk: Buffer) => void): Transform {
+  let bytes = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      if (bytes > limit) return cb(new OversizeBlob(limit));
+      onChunk?.(chunk);
+      cb(null, chunk);
+    },
+  });
+}
+
 /**
  * Write `source` to `dest` while hashing it: a multi-GB blob passes through
  * in chunks, never held whole. The file is fsynced before it is reported
  * complete, since it will be renamed into the store. `expectedSize` (the
- * size the manifest or the server gives) only picks how it is hashed; the
- * caller checks the digest and the size.
+ * size the manifest or the server gives) picks how it is hashed; past
+ * `limit` bytes (the size the entry gives) the download stops with
+ * OversizeBlob, so a server that never ends its body cannot fill the disk.
+ * The caller checks the digest and the size.
  */
-export async function streamToFile(source: Readable, dest: string, expectedSize = 0): Promise<BlobDownload> {
-  if (expectedSize >= FOLLOW_FROM) return streamFollowed(source, dest);
+export async function streamToFile(source: Readable, dest: string, expectedSize = 0, limit = Number.MAX_SAFE_INTEGER): Promise<BlobDownload> {
+  if (expectedSize >= FOLLOW_FROM) return streamFollowed(source, dest, limit);
   const hash = createHash('sha256');
   let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      cb(null, chunk);
-    },
+  const tap = capped(limit, (chunk) => {
+    hash.update(chunk);
+    bytes += chunk.length;
   });
   const out = createWriteStream(dest, { flush: true });
-  await pipeline(source, tap, out);
+  try {
+    await pipeline(source, tap, out);
+  } catch (e) {
+    // the stream opens its file asynchronously: wait until it is closed, so that the caller's
+    // removal of `dest` cannot come before the file is made
+    if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
+    throw e;
+  }
   return { bytes, sha256: hash.digest('hex') };
 }
 
-async function streamFollowed(source: Readable, dest: string): Promise<BlobDownload> {
+async function streamFollowed(source: Readable, dest: string, limit: number): Promise<BlobDownload> {
   // the follower reads through a descriptor of its own, which only this
   // function closes: the write stream owns (and on an error closes) its own,
   // so no descriptor number is ever closed twice or handed to another file
@@ -48,7 +75,7 @@ async function streamFollowed(source: Readable, dest: string): Promise<BlobDownl
     // into one writev while the previous write is still in the kernel;
     // `flush` fsyncs before the stream closes, and the pipeline ends after that
     const out = createWriteStream(dest, { flags: 'r+', flush: true, highWaterMark: 8 << 20 });
-    await pipeline(source, out);
+    await pipeline(source, capped(limit), out);
     follower.writerDone();
     const { sha256, size } = await follower.result;
     return { bytes: size, sha256 };
