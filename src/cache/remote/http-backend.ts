@@ -99,7 +99,7 @@ export class HttpBackend implements RemoteBackend {
     }
     let got: BlobDownload;
     try {
-      got = await streamToFile(res, dest, Number(res.headers['content-length'] ?? size), size);
+      got = await streamToFile(res, dest, Number(res.headers['content-length'] ?? 0), size);
     } catch (e) {
       if (e instanceof OversizeBlob) {
         res.destroy();

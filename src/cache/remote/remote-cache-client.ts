@@ -40,9 +40,13 @@ const MAX_ERRORS = 3;
 
 interface Blob {
   digest: string;
+  /** From the manifest; a pulled log's is not known (-1): it may be up to MAX_LOG_BYTES. */
   size: number;
   executable: boolean;
 }
+
+/** A task's log is not in its manifest, so no size bounds its download but this one. */
+const MAX_LOG_BYTES = 256 << 20;
 
 export class RemoteCacheClient implements RemoteCache {
   readonly description: string;
@@ -149,7 +153,7 @@ export class RemoteCacheClient implements RemoteCache {
     try {
       let got;
       try {
-        got = await this.guard(() => this.backend.getBlob(b.digest, tmp, b.size));
+        got = await this.guard(() => this.backend.getBlob(b.digest, tmp, b.size >= 0 ? b.size : MAX_LOG_BYTES));
       } catch (e) {
         if (!(e instanceof OversizeBlob)) throw e;
         this.o.warn(`remote cache ${this.description}: blob ${b.digest} is ${e.message}; refused`);
@@ -219,7 +223,7 @@ function blobsOf(entry: ActionEntry, store: ContentStore | null): Blob[] {
   const exec = new Set(entry.manifest.entries.filter((x) => x.type === 'file' && (x.mode & 0o111) !== 0).map((x) => x.sha256!));
   for (const b of entryBlobs(entry)) byDigest.set(b.digest, { digest: b.digest, size: b.size, executable: exec.has(b.digest) });
   if (entry.log && !byDigest.has(entry.log)) {
-    let size = 0;
+    let size = -1;
     if (store) {
       try {
         size = statSync(store.path(entry.log)).size;
