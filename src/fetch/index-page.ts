@@ -7,6 +7,7 @@
  * - a plain Apache/nginx autoindex page (mirrors), as a fallback.
  */
 import { parseJsLiteral, type JsValue } from './js-literal.js';
+import { RocmflowError } from '../errors.js';
 
 /** One file listed by an index page. */
 export interface IndexEntry {
@@ -27,13 +28,31 @@ export interface IndexPage {
   readonly next?: string;
 }
 
-/** Parse one index page fetched from `pageUrl`. */
+/**
+ * Parse one index page fetched from `pageUrl`. A page is input from
+ * elsewhere: what it cannot be read as (a bad URL, an entity past U+10FFFF)
+ * is one E_INDEX error naming the page, and an entry whose name is not a
+ * plain file name (a `/`, `..`, a NUL, after decoding) is left out, since
+ * names become download paths.
+ */
 export function parseIndexPage(body: string, pageUrl: string): IndexPage {
-  if (/<ListBucketResult[\s>]/.test(body)) return parseS3(body, pageUrl);
-  const arr = /\b(?:const|let|var)\s+files\s*=\s*\[/.exec(body);
-  if (arr) return { format: 'files-array', entries: parseFilesArray(body, arr.index + arr[0].length - 1, pageUrl) };
-  return { format: 'autoindex', entries: parseAutoindex(body, pageUrl) };
+  let page: IndexPage;
+  try {
+    if (/<ListBucketResult[\s>]/.test(body)) page = parseS3(body, pageUrl);
+    else {
+      const arr = /\b(?:const|let|var)\s+files\s*=\s*\[/.exec(body);
+      page = arr
+        ? { format: 'files-array', entries: parseFilesArray(body, arr.index + arr[0].length - 1, pageUrl) }
+        : { format: 'autoindex', entries: parseAutoindex(body, pageUrl) };
+    }
+  } catch (e) {
+    if (e instanceof RocmflowError) throw e;
+    throw new RocmflowError('E_INDEX', `index page ${pageUrl}: cannot be read: ${(e as Error).message}`);
+  }
+  return { ...page, entries: page.entries.filter((x) => plainName(x.name)) };
 }
+
+const plainName = (n: string) => n !== '' && n !== '.' && n !== '..' && !n.includes('/') && !n.includes('\0');
 
 function toIso(v: JsValue | undefined): string | undefined {
   if (typeof v === 'number' && Number.isFinite(v)) return new Date(v < 1e12 ? v * 1000 : v).toISOString();

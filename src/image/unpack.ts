@@ -60,7 +60,7 @@ function blobPath(layout: string, digest: unknown, what: string): string {
 }
 
 /** Read a small JSON blob, checking its digest (when given) and its size. */
-async function readJsonBlob(path: string, what: string, digest?: string): Promise<Record<string, unknown>> {
+async function readJsonBlob(path: string, what: string, digest?: string, opts: { list?: boolean } = {}): Promise<Record<string, unknown>> {
   const st = await lstat(path).catch(() => null);
   if (!st?.isFile()) throw bad(what, `${relative(process.cwd(), path) || path} is missing or not a regular file`);
   if (st.size > 16 << 20) throw bad(what, `is ${st.size} bytes: too large for an image document`);
@@ -72,7 +72,7 @@ async function readJsonBlob(path: string, what: string, digest?: string): Promis
   } catch (e) {
     throw bad(what, `not JSON (${(e as Error).message})`);
   }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad(what, 'not a JSON object');
+  if (opts.list ? !Array.isArray(v) : !v || typeof v !== 'object' || Array.isArray(v)) throw bad(what, opts.list ? 'not a JSON list' : 'not a JSON object');
   return v as Record<string, unknown>;
 }
 
@@ -158,9 +158,14 @@ export async function unpackImage(image: string, o: UnpackOptions): Promise<Unpa
   let config: Record<string, unknown>;
   let digest: string;
   if (kind === 'docker-archive') {
-    const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8').catch(() => { throw bad(image, 'manifest.json is unreadable'); })) as unknown;
+    // read like every other JSON of an image: a regular file, size-capped, one error naming it when it does not parse
+    const m = (await readJsonBlob(join(dir, 'manifest.json'), `${image} (manifest.json)`, undefined, { list: true }).catch((e: unknown) => {
+      throw e instanceof RocmflowError ? e : bad(image, 'manifest.json is unreadable');
+    })) as unknown;
     if (!Array.isArray(m) || m.length === 0) throw bad(image, 'manifest.json lists no image');
-    const entry = (o.ref ? m.find((x: { RepoTags?: string[] }) => x?.RepoTags?.includes(o.ref!)) : m[0]) as { Config?: unknown; Layers?: unknown } | undefined;
+    const tagged = (x: unknown) => Array.isArray((x as { RepoTags?: unknown })?.RepoTags) && ((x as { RepoTags: unknown[] }).RepoTags).includes(o.ref!);
+    const entry = (o.ref ? m.find(tagged) : m[0]) as { Config?: unknown; Layers?: unknown } | undefined;
+    if (entry !== undefined && (typeof entry !== 'object' || entry === null)) throw bad(image, 'manifest.json: an image entry is not an object');
     if (!entry) throw bad(image, `manifest.json has no image tagged ${o.ref}`);
     const inside = (p: unknown, what: string) => {
       if (typeof p !== 'string' || p.startsWith('/') || p.split('/').includes('..')) throw bad(image, `${what} "${String(p)}" is not a path inside the archive`);
@@ -174,6 +179,7 @@ export async function unpackImage(image: string, o: UnpackOptions): Promise<Unpa
   } else {
     const index = await readJsonBlob(join(dir, 'index.json'), `${image} (index.json)`);
     const manifests = Array.isArray(index.manifests) ? (index.manifests as { digest?: unknown; annotations?: Record<string, string> }[]) : [];
+    if (manifests.some((d) => typeof d !== 'object' || d === null)) throw bad(image, 'index.json: a manifest descriptor is not an object');
     const pick = o.ref ? manifests.filter((d) => d.annotations?.['org.opencontainers.image.ref.name'] === o.ref) : manifests;
     if (pick.length !== 1) throw bad(image, o.ref ? `holds ${pick.length} manifests named ${o.ref}` : `holds ${manifests.length} manifests: name one (ref)`);
     digest = String(pick[0]!.digest);

@@ -77,6 +77,14 @@ describe('index pages', () => {
       { name: 'therock-dist-linux-gfx1151-7.11.0.tar.gz', url: 'http://127.0.0.1/rocm/therock-dist-linux-gfx1151-7.11.0.tar.gz', mtime: '2026-04-30T10:00:00.000Z', size: 2345678 },
     ]);
   });
+
+  it('a hostile page: names that decode to paths are left out, and what cannot be read is one E_INDEX error', () => {
+    const html = `<pre><a href="therock-dist-linux-gfx1151%2F..%2F..%2Fetc%2Fevil-9.9.9.tar.gz">x</a> 30-Apr-2026 10:00 1
+<a href="therock-dist-linux-gfx1151-7.11.0.tar.gz">ok</a> 30-Apr-2026 10:00 2</pre>`;
+    expect(parseIndexPage(html, 'http://127.0.0.1/rocm/').entries.map((e) => e.name)).toEqual(['therock-dist-linux-gfx1151-7.11.0.tar.gz']);
+    for (const bad of ['<pre><a href="&#x110000;">x</a></pre>', '<pre><a href="http://[x">x</a></pre>'])
+      expect(() => parseIndexPage(bad, 'http://127.0.0.1/rocm/')).toThrow(expect.objectContaining({ code: 'E_INDEX', message: expect.stringContaining('index page http://127.0.0.1/rocm/: cannot be read') }));
+  });
 });
 
 describe('listBuilds over HTTP', () => {

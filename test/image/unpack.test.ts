@@ -140,6 +140,31 @@ describe('unpackImage', () => {
     await expect(unpackImage(dock, { dest: join(d, 'climb-docker-out') })).rejects.toThrow(/layer 1 "..\/..\/outside.tar" is not a path inside the archive/);
   });
 
+  it('odd shapes of manifest.json and index.json are one error naming the image, not a crash', async () => {
+    const dock = join(d, 'odd-docker');
+    mkdirSync(dock);
+    sh('tar', ['-xf', join(out, 'image.docker.tar'), '-C', dock]);
+    const cases: [string, RegExp][] = [
+      ['{not json', /odd-docker \(manifest.json\): not JSON/],
+      ['{"a":1}', /odd-docker \(manifest.json\): not a JSON list/],
+      ['[null]', /odd-docker: manifest.json: an image entry is not an object/],
+    ];
+    for (const [i, [text, error]] of cases.entries()) {
+      writeFileSync(join(dock, 'manifest.json'), text);
+      await expect(unpackImage(dock, { dest: join(d, `odd-docker-out-${i}`) })).rejects.toThrow(error);
+    }
+    // RepoTags that is not a list: no image carries the tag
+    writeFileSync(join(dock, 'manifest.json'), JSON.stringify([{ RepoTags: 'localhost/x:minimal-and-more', Config: 'c', Layers: [] }]));
+    await expect(unpackImage(dock, { dest: join(d, 'odd-docker-out-tags'), ref: 'localhost/x:minimal' })).rejects.toThrow(/has no image tagged localhost\/x:minimal/);
+
+    const oci = join(d, 'odd-oci');
+    sh('cp', ['-a', join(out, 'layout'), oci]);
+    const index = JSON.parse(readFileSync(join(oci, 'index.json'), 'utf8'));
+    index.manifests.unshift(null);
+    writeFileSync(join(oci, 'index.json'), JSON.stringify(index));
+    await expect(unpackImage(oci, { dest: join(d, 'odd-oci-out'), ref: 'x' })).rejects.toThrow(/odd-oci: index.json: a manifest descriptor is not an object/);
+  });
+
   it('refuses a layer that writes under a lower layer\'s symlink, and writes nothing through it', async () => {
     const out2 = join(d, 'under-link');
     await image(out2, [{ path: 'lib/evil.so', source: join(src, 'new') }]);
