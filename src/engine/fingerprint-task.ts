@@ -13,7 +13,7 @@ import { expandInputs, type InputEntry } from '../fingerprint/walk.js';
 import { PACKAGE_ROOT, type LoadedTask } from '../plugin/load.js';
 import { moduleClosure } from '../util/module-closure.js';
 import { SOURCE_ROOT, sourceOf } from '../util/source-root.js';
-import type { TaskContext, TaskInputs } from '../plugin/types.js';
+import type { Json, TaskContext, TaskInputs } from '../plugin/types.js';
 import { RocmflowError, isRocmflowError } from '../errors.js';
 
 export const ROCMFLOW_VERSION: string = (await import('../../package.json', { with: { type: 'json' } })).default.version;
@@ -111,7 +111,9 @@ export async function fingerprintTask(opts: {
   const { task, ctx, index } = opts;
   let inputs: TaskInputs;
   try {
-    inputs = (await task.def.inputs?.(ctx)) ?? {};
+    // a task with options and no inputs() reads its options and declares nothing: they are its params,
+    // or a change to them would leave it fresh (a task that declares inputs says itself what counts)
+    inputs = task.def.inputs ? ((await task.def.inputs(ctx)) ?? {}) : task.def.options ? { params: { options: ctx.options as Json } } : {};
   } catch (e) {
     if (isRocmflowError(e)) throw e;
     throw new RocmflowError('E_TASK_INPUTS', `task ${task.def.name}: inputs() failed: ${(e as Error).message}`, { cause: e });

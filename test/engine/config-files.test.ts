@@ -29,6 +29,25 @@ function said(ws: string, cwd = ws, args: string[] = []): string {
   return readFileSync(join(root, '.rocmflow/out/cpu/say/word'), 'utf8');
 }
 
+describe('a task with options and no inputs()', () => {
+  it('reruns when its options change: they are its params', () => {
+    const ws = workspace({
+      tasks: `export default defineTask({
+        name: 'say', options: s.object({ word: s.optional(s.string()) }), outputs: ['word'],
+        async run(ctx) { const { writeFile } = await import('node:fs/promises'); await writeFile(ctx.outDir + '/word', String(ctx.options.word)); },
+      });`,
+    });
+    const config = (word: string) => writeFileSync(join(ws, 'rocmflow.config.ts'), `export default { target: 'cpu', plugins: ['./tasks.ts'], tasks: { say: { word: '${word}' } } };`);
+    config('one');
+    expect(states(rocmflow(ws, ['run', 'say', '--json'])).say).toBe('ran');
+    expect(states(rocmflow(ws, ['run', 'say', '--json'])).say).toBe('fresh');
+    config('two');
+    const r = rocmflow(ws, ['run', 'say', '--json', '--explain']);
+    expect(states(r).say).toBe('ran');
+    expect(readFileSync(join(ws, '.rocmflow/out/cpu/say/word'), 'utf8')).toBe('two');
+  });
+});
+
 describe('config files: code, JSON, YAML and package.json', () => {
   it('reads .rocmflowrc.yaml, .rocmflowrc.json, a bare .rocmflowrc and a "rocmflow" key in package.json', () => {
     const ws = bare();
