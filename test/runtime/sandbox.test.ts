@@ -1,4 +1,4 @@
-import { readdirSync, symlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runSandboxed, sandboxArgv } from '../../src/runtime/sandbox.js';
@@ -43,7 +43,14 @@ describe('sandbox', () => {
     expect(sh('cat', [join(dir, 'pid')]).trim()).toBe('started');
     await new Promise((r) => setTimeout(r, 200));
     // the grandchild is gone, or a zombie awaiting its reaper
-    const states = sh('sh', ['-c', `for p in $(pgrep -f "slee[p] ${marker}"); do cut -d')' -f2 /proc/$p/stat | cut -c2; done`]).split('\n').filter(Boolean);
+    const states = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((p) => {
+      try {
+        if (readFileSync(`/proc/${p}/cmdline`, 'latin1') !== `sleep\0${marker}\0`) return [];
+        return [readFileSync(`/proc/${p}/stat`, 'latin1').split(') ')[1]![0]!];
+      } catch {
+        return []; // gone meanwhile
+      }
+    });
     expect(states.filter((st) => st !== 'Z')).toEqual([]);
   });
 
