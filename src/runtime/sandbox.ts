@@ -81,7 +81,9 @@ export interface MountPoint {
  * followed onto the host, as `mount` and `mkdir -p` would.
  */
 function linkFree(root: string, inRoot: string): boolean {
-  let cur = root === '/' ? '' : root;
+  // with the host's / as the root, a link leads where it leads in the root too
+  if (root === '/') return true;
+  let cur = root;
   for (const part of inRoot.split('/').filter(Boolean)) {
     cur = `${cur}/${part}`;
     const st = lstatSync(cur, { throwIfNoEntry: false });
