@@ -51,6 +51,12 @@ export interface ExtractOptions {
   keepSetuid?: boolean;
   /** Called after each regular file is written, with the sha256 (hex) of its content. */
   onFile?(entry: TarEntry, sha256: string): void;
+  /**
+   * Refuse the archive (E_ARCHIVE_TOO_LARGE) before writing a file that would
+   * take the files' bytes past this: a few MB of zstd can hold terabytes of
+   * zeros, and an archive's own digests do not say it is small.
+   */
+  maxBytes?: number;
 }
 
 export interface ExtractResult {
@@ -215,6 +221,8 @@ export async function extract(opts: ExtractOptions): Promise<ExtractResult> {
             dirMeta.set(key, { mode: m.mode, mtime: m.mtime });
             break;
           case 'file': {
+            if (opts.maxBytes !== undefined && result.bytes + m.size > opts.maxBytes)
+              throw new RocmflowError('E_ARCHIVE_TOO_LARGE', `${opts.archive}: ${m.path}: its files come to more than ${opts.maxBytes} bytes, the most this extraction may write`);
             await replace(key, m.path, 'file');
             const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
             const hash = opts.onFile ? createHash('sha256') : null;

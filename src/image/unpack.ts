@@ -14,7 +14,7 @@
  * the root is entered, and the extractor never creates a link pointing out.
  */
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { extract } from '../archive/extract.js';
@@ -49,6 +49,13 @@ export interface UnpackOptions {
   signal?: AbortSignal;
   /** Progress: which layer, and compressed bytes read of it. */
   onProgress?(step: string, done: number, total: number): void;
+  /**
+   * The most the layers' files may come to. By default the space free under
+   * `dest` less 1 GiB: a hostile image (its digests as consistent as any)
+   * can hold a layer that expands without end, and it stops before the disk
+   * is full.
+   */
+  maxBytes?: number;
 }
 
 const bad = (what: string, why: string) => new RocmflowError('E_BAD_IMAGE', `${what}: ${why}`);
@@ -124,6 +131,11 @@ async function applyLayer(from: string, root: string, what: string, at = ''): Pr
   }
 }
 
+async function freeBytes(dir: string): Promise<number> {
+  const st = await statfs(dir);
+  return st.bavail * st.bsize;
+}
+
 /** What the path holds. */
 async function kindOf(path: string): Promise<UnpackedImage['kind'] | 'archive'> {
   const st = await stat(path).catch(() => null);
@@ -145,10 +157,12 @@ export async function unpackImage(image: string, o: UnpackOptions): Promise<Unpa
   await mkdir(o.dest, { recursive: true });
   if ((await readdir(o.dest)).length) throw new RocmflowError('E_DEST_NOT_EMPTY', `cannot unpack ${image}: ${o.dest} is not empty`);
   let dir = image;
+  let budget = o.maxBytes ?? (await freeBytes(o.dest)) - (1 << 30);
   if (kind === 'archive') {
     dir = join(o.dest, 'image');
     o.onProgress?.(`read ${image}`, 0, (await stat(image)).size);
-    await extract({ archive: image, dest: dir, stripTopDir: false, signal: o.signal, onProgress: (d, t) => o.onProgress?.(`read ${image}`, d, t) });
+    const r = await extract({ archive: image, dest: dir, stripTopDir: false, signal: o.signal, maxBytes: Math.max(0, budget), onProgress: (d, t) => o.onProgress?.(`read ${image}`, d, t) });
+    budget -= r.bytes;
     kind = existsSync(join(dir, 'index.json')) ? 'oci-archive' : existsSync(join(dir, 'manifest.json')) ? 'docker-archive' : 'root';
     if (kind === 'root') throw bad(image, 'neither an OCI archive (no index.json) nor a docker archive (no manifest.json)');
   }
@@ -201,11 +215,12 @@ export async function unpackImage(image: string, o: UnpackOptions): Promise<Unpa
     const staging = join(o.dest, `layer-${i + 1}`);
     const step = `layer ${i + 1}/${layers.length}`;
     const r = await extract({
-      archive: l.path, dest: staging, stripTopDir: false, absoluteLinkRoots: ['/'], signal: o.signal,
+      archive: l.path, dest: staging, stripTopDir: false, absoluteLinkRoots: ['/'], signal: o.signal, maxBytes: Math.max(0, budget),
       onProgress: (d, t) => o.onProgress?.(step, d, t),
     }).catch((e: unknown) => {
       throw e instanceof RocmflowError ? new RocmflowError(e.code, `${what}: ${e.message}`) : e;
     });
+    budget -= r.bytes;
     if (l.digest && r.digests.compressed.digest !== l.digest) throw bad(what, `content is ${r.digests.compressed.digest}, the manifest says ${l.digest}`);
     if (r.digests.uncompressed.digest !== diffIds[i]) throw bad(what, `uncompressed content is ${r.digests.uncompressed.digest}, the config's diff_id is ${String(diffIds[i])}`);
     await applyLayer(staging, root, what);

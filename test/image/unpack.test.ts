@@ -173,6 +173,12 @@ describe('unpackImage', () => {
     expect(existsSync(join(dest, 'rootfs/usr/lib/evil.so'))).toBe(false);
   });
 
+  it('stops a layer whose files would come to more than the space it may use, before writing them', async () => {
+    const dest = join(d, 'too-large-out');
+    await expect(unpackImage(join(out, 'layout'), { dest, maxBytes: 10 })).rejects.toThrow(/\(layer 1 of 2\): .*its files come to more than 10 bytes/);
+    expect(existsSync(join(dest, 'layer-1'))).toBe(false);
+  });
+
   it('refuses a destination that is not empty', async () => {
     const dest = join(d, 'full-dest');
     mkdirSync(dest);
