@@ -99,11 +99,13 @@ export function splitArgs(text: string): CallText | undefined {
       if (end < 0) return undefined;
       i = end + 1;
     } else if (c === '<' && i > start && /[\w)]/.test(text[i - 1]!)) {
-      // an fd annotation: ends at '>' ('>' inside a path is escaped); brackets may hold "->"
+      // an fd annotation: ends at '>' ('>' inside a path is escaped); a socket's brackets may hold "->"
+      // (`<UNIX:[1->2]>`), a path's are only characters of its name (`</w/d[>`)
+      const isPath = text[i + 1] === '/';
       let j = i + 1;
       while (j < text.length && text[j] !== '>') {
         if (text[j] === '\\') j++;
-        else if (text[j] === '[') {
+        else if (text[j] === '[' && !isPath) {
           const close = text.indexOf(']', j);
           if (close < 0) return undefined;
           j = close;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTraceFiles } from '../../src/trace/parse.js';
+import { straceArgs } from '../../src/trace/run.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'rocmflow-hostile-log-'));
 
@@ -34,5 +35,19 @@ describe('trace logs the traced program could have replaced', () => {
     const d = dir();
     execFileSync('mkfifo', [join(d, 'fifo.log')]);
     await expect(parseTraceFiles([join(d, 'fifo.log')])).rejects.toMatchObject({ code: 'E_TRACE_FILE', message: expect.stringContaining('not a regular file') });
+  });
+});
+
+describe('paths strace annotates with -y', () => {
+  it('a directory whose name holds an unmatched [ is traced like any other (real strace)', async () => {
+    const d = join(dir(), 'work[1');
+    execFileSync('mkdir', ['-p', d]);
+    writeFileSync(join(d, 'data.txt'), 'x\n');
+    const log = join(d, '..', 'trace.log');
+    // cat opens data.txt relative to its cwd: the open names AT_FDCWD</...work[1>
+    execFileSync('strace', straceArgs({ logPath: log }, ['cat', 'data.txt']), { cwd: d, stdio: 'ignore' });
+    const p = await parseTraceFiles([log], { cwd: d });
+    expect(p.warnings).toEqual([]);
+    expect(p.access.files.map((f) => f.path)).toContain(join(d, 'data.txt'));
   });
 });
