@@ -81,15 +81,17 @@ export class ContentStore {
    * stays a link to the blob; otherwise it is copied. Returns whether the
    * source file is now the blob's inode.
    */
-  ingest(file: string, digest: string, executable: boolean): { linked: boolean } {
+  ingest(file: string, digest: string, executable: boolean, ownLinks = 1): { linked: boolean } {
     const dest = this.path(digest);
     if (this.has(digest)) return { linked: false };
     mkdirSync(join(this.dir, digest.slice(0, 2)), { recursive: true });
     const tmp = this.tmpPath();
     let linked = false;
     // a file with other hard links (say, the user's model linked into an
-    // output) must not have its mode and mtime changed under it: copy it
-    if (lstatSync(file).nlink === 1) {
+    // output) must not have its mode and mtime changed under it: copy it.
+    // `ownLinks`: how many of its links the caller knows to be its own (the
+    // outputs being captured), which it may change together
+    if (lstatSync(file).nlink <= ownLinks) {
       try {
         linkSync(file, tmp);
         linked = true;

@@ -165,12 +165,23 @@ export async function captureOutputs(
     const name = posix.basename(f.rel);
     if (store.isBlob(f.st, name)) byRel.set(f.rel, name);
   }
-  const toHash = files.filter((f) => !byRel.has(f.rel));
+  // hard links among the outputs (one layer blob in two OCI layouts) are one file: read once, and,
+  // when every link of it is an output, linked into the store like a file with one name
+  const inode = (st: Stats) => `${st.dev}:${st.ino}`;
+  const links = new Map<string, number>();
+  for (const f of files) links.set(inode(f.st), (links.get(inode(f.st)) ?? 0) + 1);
+  const firstOf = new Map<string, string>();
+  const toHash = files.filter((f) => {
+    if (byRel.has(f.rel) || firstOf.has(inode(f.st))) return false;
+    firstOf.set(inode(f.st), f.rel);
+    return true;
+  });
   const total = toHash.reduce((a, f) => a + Number(f.st.size), 0);
   const digests = await hashFiles(toHash.map((f) => ({ path: join(outDir, f.rel), size: Number(f.st.size) })), {
     onProgress: (b) => opts.onProgress?.(b, total),
   });
   toHash.forEach((f, i) => byRel.set(f.rel, digests[i]!.digest));
+  for (const f of files) if (!byRel.has(f.rel)) byRel.set(f.rel, byRel.get(firstOf.get(inode(f.st))!)!);
   const entries: ManifestEntry[] = [];
   for (const { rel, st } of scanned) {
     const mode = st.mode & 0o7777;
@@ -179,7 +190,7 @@ export async function captureOutputs(
     else {
       const digest = byRel.get(rel)!;
       try {
-        store.ingest(join(outDir, rel), digest, (mode & 0o111) !== 0);
+        store.ingest(join(outDir, rel), digest, (mode & 0o111) !== 0, links.get(inode(st)) ?? 1);
       } catch (e) {
         throw e instanceof RocmflowError ? e : storeError(e, store.path(digest));
       }
