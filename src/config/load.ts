@@ -5,8 +5,8 @@
  *   compiled first, util/typescript-loader.ts). It may export a function.
  * - `.rocmflowrc.json`, `.rocmflowrc.yaml`, `.rocmflowrc.yml`, `.rocmflowrc`
  *   (JSON or YAML), or a `"rocmflow"` key in `package.json`: read by
- *   cosmiconfig, which is loaded only then (it and its JSON and YAML
- *   parsers cost a no-op run about 10 ms that a code config never needs).
+ *   cosmiconfig, which is loaded only then (it, with its meta-config
+ *   search, cost a code config's no-op run about 8 ms; BENCHMARKS.md).
  *
  * The search goes upwards from the current directory; in each directory the
  * names above are tried in that order, and the first found wins.
@@ -21,6 +21,7 @@ import type { UserConfig } from './types.js';
 const CODE_NAMES = ['rocmflow.config.ts', 'rocmflow.config.mts', 'rocmflow.config.js', 'rocmflow.config.mjs'];
 const RC_NAMES = ['.rocmflowrc.json', '.rocmflowrc.yaml', '.rocmflowrc.yml', '.rocmflowrc'];
 const CODE_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs']);
+const SEARCH_NAMES = [...CODE_NAMES, ...RC_NAMES];
 
 function loadError(file: string, e: unknown): RocmflowError {
   const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
@@ -105,7 +106,7 @@ function packageHasConfig(file: string): boolean {
 /** The nearest config at or above `dir`. */
 function findUp(dir: string): string | null {
   for (let d = resolve(dir); ; d = dirname(d)) {
-    for (const name of [...CODE_NAMES, ...RC_NAMES]) {
+    for (const name of SEARCH_NAMES) {
       const f = resolve(d, name);
       if (existsSync(f)) return f;
     }

@@ -99,14 +99,15 @@ function linkFree(root: string, inRoot: string): boolean {
  */
 export async function makeMountPoints(points: readonly MountPoint[]): Promise<void> {
   for (const p of points) {
-    if (!linkFree(p.root, p.inRoot))
-      throw new RocmflowError('E_SANDBOX', `chroot: ${p.root}: ${p.inRoot} goes through a link; refusing to mount there (install bubblewrap)`);
-    if (lstatSync(p.path, { throwIfNoEntry: false })) continue;
+    // one walk: each existing component is checked (a link, outside the host's /, is refused), each missing one made
     const parts = p.inRoot.split('/').filter(Boolean);
     let cur = p.root === '/' ? '' : p.root;
     for (const [i, part] of parts.entries()) {
       cur = `${cur}/${part}`;
-      if (lstatSync(cur, { throwIfNoEntry: false })) continue;
+      const st = lstatSync(cur, { throwIfNoEntry: false });
+      if (st?.isSymbolicLink() && p.root !== '/')
+        throw new RocmflowError('E_SANDBOX', `chroot: ${p.root}: ${p.inRoot} goes through a link; refusing to mount there (install bubblewrap)`);
+      if (st) continue;
       if (i === parts.length - 1 && p.file) await writeFile(cur, '', { flag: 'wx' });
       else await mkdir(cur);
     }

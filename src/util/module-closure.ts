@@ -10,20 +10,11 @@
  * a warm start only stats those files.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { privateDir } from './private-dir.js';
-import { CACHE_DIR } from './typescript-loader.js';
-
-function stamp(f: string): string {
-  try {
-    const st = statSync(f);
-    return `${st.size}:${st.mtimeMs}`;
-  } catch {
-    return 'missing';
-  }
-}
+import { CACHE_DIR, fileStamp, writeCacheEntry } from './typescript-loader.js';
 
 const memo = new Map<string, Promise<string[]>>();
 
@@ -43,7 +34,7 @@ async function compute(file: string): Promise<string[]> {
   if (entry) {
     try {
       const c = JSON.parse(readFileSync(entry, 'utf8')) as { stamps: Record<string, string> };
-      if (Object.entries(c.stamps).every(([f, st]) => stamp(f) === st)) return Object.keys(c.stamps);
+      if (Object.entries(c.stamps).every(([f, st]) => fileStamp(f) === st)) return Object.keys(c.stamps);
     } catch {}
   }
   const { build } = await import('esbuild');
@@ -60,15 +51,6 @@ async function compute(file: string): Promise<string[]> {
     throw new RocmflowError('E_COMPILE', `${file}: ${where}${first?.text ?? (e as Error).message}`, { exitCode: 2 });
   }
   const files = [...new Set([resolve(file), ...inputs])].sort();
-  if (entry) {
-    const tmp = `${entry}.${process.pid}.tmp`;
-    try {
-      writeFileSync(tmp, JSON.stringify({ stamps: Object.fromEntries(files.map((f) => [f, stamp(f)])) }), { mode: 0o600 });
-      renameSync(tmp, entry);
-    } catch {
-      // a full disk only costs the next start a rebuild
-      rmSync(tmp, { force: true });
-    }
-  }
+  if (entry) writeCacheEntry(entry, JSON.stringify({ stamps: Object.fromEntries(files.map((f) => [f, fileStamp(f)])) }));
   return files;
 }

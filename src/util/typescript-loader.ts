@@ -45,7 +45,8 @@ function rocmflowModule(spec: string, importer: string): { path: string; externa
  */
 export const CACHE_DIR = join(tmpdir(), `rocmflow-ts-cache-${userInfo().uid}`);
 
-function stamp(f: string): string {
+/** `size:mtimeMs` of a file, or `missing`: what the per-user cache's entries are checked against. */
+export function fileStamp(f: string): string {
   try {
     const st = statSync(f);
     return `${st.size}:${st.mtimeMs}`;
@@ -61,7 +62,7 @@ function cached(file: string): { entry: string | null; code: string | null } {
   const entry = join(dir, `${createHash('sha256').update(`${file}\0${RUNNING_ROOT}`).digest('hex').slice(0, 24)}.json`);
   try {
     const c = JSON.parse(readFileSync(entry, 'utf8')) as { inputs: Record<string, string>; code: string };
-    if (Object.entries(c.inputs).every(([f, st]) => stamp(f) === st)) return { entry, code: c.code };
+    if (Object.entries(c.inputs).every(([f, st]) => fileStamp(f) === st)) return { entry, code: c.code };
   } catch {}
   return { entry, code: null };
 }
@@ -90,8 +91,8 @@ async function compile(file: string, entry: string | null): Promise<string> {
       define: { __dirname: JSON.stringify(dirname(file)), __filename: JSON.stringify(file), 'import.meta.dirname': JSON.stringify(dirname(file)), 'import.meta.filename': JSON.stringify(file), 'import.meta.url': JSON.stringify(pathToFileURL(file).href) },
     });
     code = out.outputFiles[0]!.text;
-    const inputs = Object.fromEntries(Object.keys(out.metafile!.inputs).map((f) => [resolve(f), stamp(resolve(f))]));
-    if (entry) remember(entry, JSON.stringify({ inputs, code }));
+    const inputs = Object.fromEntries(Object.keys(out.metafile!.inputs).map((f) => [resolve(f), fileStamp(resolve(f))]));
+    if (entry) writeCacheEntry(entry, JSON.stringify({ inputs, code }));
   } catch (e) {
     if (e instanceof RocmflowError) throw e;
     const first = (e as { errors?: { text: string; location?: { file: string; line: number } }[] }).errors?.[0];
@@ -102,7 +103,8 @@ async function compile(file: string, entry: string | null): Promise<string> {
   return code;
 }
 
-function remember(entry: string, json: string): void {
+/** Write a per-user cache entry whole (a temp name, then a rename), or not at all. */
+export function writeCacheEntry(entry: string, json: string): void {
   const tmp = `${entry}.${process.pid}.tmp`;
   try {
     writeFileSync(tmp, json, { mode: 0o600 });

@@ -129,7 +129,7 @@ export class DirBackend implements RemoteBackend {
     let dir = await open(this.root, constants.O_RDONLY | constants.O_DIRECTORY);
     let tmp: string | null = null;
     try {
-      for (const part of parts) {
+      for (const [i, part] of parts.entries()) {
         const next = `/proc/self/fd/${dir.fd}/${part}`;
         await mkdir(next, { mode: 0o755 }).catch((e) => {
           if (code(e) !== 'EEXIST') throw e;
@@ -138,7 +138,7 @@ export class DirBackend implements RemoteBackend {
         try {
           opened = await open(next, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
         } catch (e) {
-          if (code(e) === 'ELOOP' || code(e) === 'ENOTDIR') throw new RemoteError('io', `${join(this.root, ...parts.slice(0, parts.indexOf(part) + 1))}: not a directory (a link or a file); refusing to write through it`);
+          if (code(e) === 'ELOOP' || code(e) === 'ENOTDIR') throw new RemoteError('io', `${join(this.root, ...parts.slice(0, i + 1))}: not a directory (a link or a file); refusing to write through it`);
           throw e;
         }
         await dir.close();
