@@ -10,5 +10,8 @@ export default defineConfig({
     fileParallelism: true,
     maxWorkers: 2,
     pool: 'forks',
+    // a `rocmflow server` the developer runs must not answer the tests' runs
+    // (test/engine/server.test.ts starts its own, each in its own TMPDIR)
+    env: { ROCMFLOW_NO_SERVER: '1' },
   },
 });

@@ -101,6 +101,19 @@ function mirrorDir() {
   }
 }
 
+/**
+ * The mirror the last look recorded, while every stamp it recorded still
+ * holds; null when a source changed since (nothing is built). A long-lived
+ * process (the server) asks this to learn whether it still runs the
+ * sources as they are.
+ */
+export function currentRoot() {
+  if (process.env.ROCMFLOW_NO_BUILD_CACHE) return null;
+  const base = mirrorDir();
+  const sig = base && recorded(base);
+  return sig && existsSync(join(base, sig.slice(0, 16), '.complete')) ? join(base, sig.slice(0, 16)) : null;
+}
+
 /** Returns the directory holding the compiled tree (src/, tasks/, plugins/, package.json). */
 export async function compiledRoot() {
   if (process.env.ROCMFLOW_NO_BUILD_CACHE) return null;

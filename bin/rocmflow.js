@@ -3,24 +3,36 @@
 // compiled mirror that is rebuilt automatically when a source changes (see
 // build-cache.js; ROCMFLOW_NO_BUILD_CACHE=1 runs the sources through tsx
 // instead). In an installed package (no src/) it runs the compiled dist/.
+// Before any of that, a `run` is offered to a running `rocmflow server`,
+// which answers it when the run has nothing to do (server-client.js).
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
-const checkout = existsSync(new URL('../src/cli/main.ts', import.meta.url));
-let mainModule;
-if (!checkout) mainModule = new URL('../dist/src/cli/main.js', import.meta.url).href;
-else {
-  const { compiledRoot } = await import('./build-cache.js');
-  const root = await compiledRoot();
-  if (root) mainModule = pathToFileURL(join(root, 'src/cli/main.js')).href;
+async function runHere(argv) {
+  const checkout = existsSync(new URL('../src/cli/main.ts', import.meta.url));
+  let mainModule;
+  if (!checkout) mainModule = new URL('../dist/src/cli/main.js', import.meta.url).href;
   else {
-    const { register } = await import('tsx/esm/api');
-    const { register: registerCjs } = await import('tsx/cjs/api');
-    registerCjs();
-    register();
-    mainModule = new URL('../src/cli/main.ts', import.meta.url).href;
+    const { compiledRoot } = await import('./build-cache.js');
+    const root = await compiledRoot();
+    if (root) mainModule = pathToFileURL(join(root, 'src/cli/main.js')).href;
+    else {
+      const { register } = await import('tsx/esm/api');
+      const { register: registerCjs } = await import('tsx/cjs/api');
+      registerCjs();
+      register();
+      mainModule = new URL('../src/cli/main.ts', import.meta.url).href;
+    }
   }
+  const { main } = await import(mainModule);
+  return main(argv);
 }
-const { main } = await import(mainModule);
-process.exitCode = await main(process.argv.slice(2));
+
+const argv = process.argv.slice(2);
+const served = argv[0] === 'run' ? await (await import('./server-client.js')).askServer(resolve(import.meta.dirname, '..'), argv) : null;
+if (served) {
+  process.stdout.write(served.out);
+  process.stderr.write(served.err);
+  process.exitCode = served.code;
+} else process.exitCode = await runHere(argv);

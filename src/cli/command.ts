@@ -15,6 +15,13 @@ export interface CommandIO {
   readonly color: boolean;
   /** Cancelled on SIGINT/SIGTERM. */
   readonly signal: AbortSignal;
+  /** Where live output (the run's reporter) is drawn; process.stdout when absent. */
+  readonly stdout?: Pick<NodeJS.WriteStream, 'write' | 'isTTY' | 'columns'>;
+  /**
+   * Set by the server (src/server/): `run` may only find every task fresh,
+   * and throws `NotANoOp` (engine/executor.ts) before doing any work.
+   */
+  readonly onlyFresh?: boolean;
 }
 
 export interface Command {

@@ -66,7 +66,16 @@ export interface ExecutorOptions {
   signal: AbortSignal;
   env: NodeJS.ProcessEnv;
   runId: string;
+  /**
+   * Only a run with nothing to do may finish (the server answers those,
+   * src/server/): the first task that would hash changed inputs, restore or
+   * run throws `NotANoOp` out of `run()` before it touches anything.
+   */
+  onlyFresh?: boolean;
 }
+
+/** Thrown out of an `onlyFresh` run that would have work to do: what the work was. */
+export class NotANoOp extends Error {}
 
 export interface TaskOutcome {
   state: TaskState;
@@ -84,6 +93,7 @@ export class Executor {
   private readonly uploads: Promise<void>[] = [];
   readonly logDir: string;
   private failed = false;
+  private declined: NotANoOp | undefined;
   private readonly refused = new Set<string>();
 
   constructor(o: ExecutorOptions) {
@@ -139,6 +149,7 @@ export class Executor {
     primeCodeHashes(graph.order.map((n) => this.o.registry.tasks.get(n)!), this.o.index);
     const nodes = new Map(graph.order.map((n) => [n, { run: () => this.runOne(n) }]));
     await new PGraph(nodes, graph.edges()).run({ concurrency: this.o.config.jobs, continue: true });
+    if (this.declined) throw this.declined;
     await Promise.allSettled(this.uploads);
     await this.flushStats();
     return this.outcomes;
@@ -160,6 +171,11 @@ export class Executor {
     try {
       await this.decide(name, start);
     } catch (e) {
+      if (e instanceof NotANoOp) {
+        this.declined ??= e;
+        this.cancel.abort(e);
+        return this.finish(name, { state: 'skipped', ms: ms(), summary: [] }, { reason: e.message });
+      }
       const cancelled = this.cancel.signal.aborted && !isRocmflowError(e);
       if (cancelled && this.failed) return this.finish(name, { state: 'skipped', ms: ms(), summary: [] }, { reason: 'cancelled: an earlier task failed' });
       this.failed = true;
@@ -202,6 +218,7 @@ export class Executor {
     let hashHandle: ReturnType<typeof hashing.start> | undefined;
     const fp = await fingerprintTask({
       task, ctx, index, depDigests: digests, previousStamps: prev?.stamps, env: this.o.env,
+      beforeHashing: this.o.onlyFresh ? (files) => { throw new NotANoOp(`${name}: ${files} input file(s) changed`); } : undefined,
       onHashProgress: (done, total) => {
         hashHandle ??= hashing.start('hashing inputs', { total, unit: 'bytes' });
         hashHandle.update(done, total);
@@ -213,6 +230,7 @@ export class Executor {
     const uncacheable = fp.record.uncacheable;
 
     const verdict = verdictFor({ forced, uncacheable, key, prev, outputsOnDisk: () => diskMatches(outDir, outputs, prev!.disk) });
+    if (verdict !== 'fresh' && this.o.onlyFresh) throw new NotANoOp(`${name}: ${verdict === 'lookup' ? 'not fresh' : 'must run'}`);
     if (verdict === 'fresh') {
       return this.finish(name, { state: 'fresh', ms: performance.now() - start, manifestDigest: prev!.manifestDigest, summary: prev!.summary, facts: prev!.facts }, { key });
     }

@@ -20,6 +20,14 @@ export const ROCMFLOW_VERSION: string = (await import('../../package.json', { wi
 
 const codeHashes = new Map<string, Promise<string>>();
 
+/**
+ * Forget the code hashes this process computed: a long-lived process (the
+ * server) starts each request from what is on disk now.
+ */
+export function forgetCodeHashes(): void {
+  codeHashes.clear();
+}
+
 /** The files a task's code hash covers, and the directory their names are relative to. */
 async function codeFiles(task: LoadedTask): Promise<{ base: string; entries: InputEntry[] }> {
   // contents and relative names only: keys must match across workspaces
@@ -107,6 +115,8 @@ export async function fingerprintTask(opts: {
   previousStamps?: Record<string, StatStamp>;
   env: NodeJS.ProcessEnv;
   onHashProgress?: (done: number, total: number) => void;
+  /** Called before any input file is hashed (it may throw to stop there). */
+  beforeHashing?: (files: number, bytes: number) => void;
 }): Promise<TaskFingerprint> {
   const { task, ctx, index } = opts;
   let inputs: TaskInputs;
@@ -119,7 +129,7 @@ export async function fingerprintTask(opts: {
     throw new RocmflowError('E_TASK_INPUTS', `task ${task.def.name}: inputs() failed: ${(e as Error).message}`, { cause: e });
   }
   const entries = expandInputs(inputs.files ?? [], ctx.projectRoot, task.def.name);
-  const { digests, stamps } = await digestEntries(entries, { index, previous: opts.previousStamps, onProgress: opts.onHashProgress });
+  const { digests, stamps } = await digestEntries(entries, { index, previous: opts.previousStamps, onProgress: opts.onHashProgress, beforeHashing: opts.beforeHashing });
   // input keys are file names: no prototype, so a file named __proto__ is keyed like any other
   const files: Record<string, string> = Object.create(null);
   entries.forEach((e, i) => (files[e.key] = digests[i]!));

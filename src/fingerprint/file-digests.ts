@@ -40,7 +40,13 @@ export function stampMatches(s: StatStamp | undefined, e: InputEntry): boolean {
  */
 export async function digestEntries(
   entries: readonly InputEntry[],
-  opts: { index: CacheIndex; previous?: Record<string, StatStamp>; onProgress?: (done: number, total: number) => void },
+  opts: {
+    index: CacheIndex;
+    previous?: Record<string, StatStamp>;
+    onProgress?: (done: number, total: number) => void;
+    /** Called once before any file is hashed, with how many and how many bytes; it may throw to stop there. */
+    beforeHashing?: (files: number, bytes: number) => void;
+  },
 ): Promise<{ digests: string[]; stamps: Record<string, StatStamp>; hashedBytes: number }> {
   const digests: string[] = new Array(entries.length);
   const todo: number[] = [];
@@ -79,6 +85,7 @@ export async function digestEntries(
   let hashedBytes = 0;
   if (toHash.length) {
     const total = toHash.reduce((a, i) => a + entries[i]!.size, 0);
+    opts.beforeHashing?.(toHash.length, total);
     const res = await hashFiles(toHash.map((i) => entries[i]!), { onProgress: (b) => opts.onProgress?.(b, total) });
     const fresh: { key: string; value: StatStamp }[] = [];
     toHash.forEach((i, k) => {

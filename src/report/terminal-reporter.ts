@@ -17,7 +17,7 @@ export class TerminalReporter {
   private lastPlain = new Map<string, number>();
 
   constructor(
-    private readonly out: NodeJS.WriteStream,
+    private readonly out: Pick<NodeJS.WriteStream, 'write' | 'isTTY' | 'columns'>,
     opts: { color: boolean; verbose: boolean },
   ) {
     this.tty = !!out.isTTY;

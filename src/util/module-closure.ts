@@ -18,6 +18,11 @@ import { CACHE_DIR, fileStamp, writeCacheEntry } from './typescript-loader.js';
 
 const memo = new Map<string, Promise<string[]>>();
 
+/** Forget this process's answers (a long-lived process checks the files again). */
+export function forgetClosures(): void {
+  memo.clear();
+}
+
 /** Absolute paths of `file` and every local module it imports, sorted. */
 export function moduleClosure(file: string): Promise<string[]> {
   let p = memo.get(file);
@@ -43,8 +48,11 @@ async function compute(file: string): Promise<string[]> {
     const out = await build({
       entryPoints: [file], bundle: true, write: false, metafile: true, platform: 'node', format: 'esm', target: 'node20',
       packages: 'external', logLevel: 'silent',
+      // esbuild takes the working directory its service started in unless told: named, so a
+      // process that changes directory (the server) reads the metafile's paths against the same one
+      absWorkingDir: '/',
     });
-    inputs = Object.keys(out.metafile.inputs).map((f) => resolve(f)).filter((f) => !f.includes('/node_modules/'));
+    inputs = Object.keys(out.metafile.inputs).map((f) => resolve('/', f)).filter((f) => !f.includes('/node_modules/'));
   } catch (e) {
     const first = (e as { errors?: { text: string; location?: { file: string; line: number } }[] }).errors?.[0];
     const where = first?.location ? `${first.location.file}:${first.location.line}: ` : '';

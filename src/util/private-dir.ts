@@ -12,6 +12,11 @@ import { lstatSync, mkdirSync } from 'node:fs';
 
 const checked = new Map<string, string | null>();
 
+/** Check every directory again on next use (a long-lived process). */
+export function forgetPrivateDirs(): void {
+  checked.clear();
+}
+
 export function privateDir(path: string, warn: (message: string) => void = (m) => process.stderr.write(`rocmflow: warning: ${m}\n`)): string | null {
   const known = checked.get(path);
   if (known !== undefined) return known;

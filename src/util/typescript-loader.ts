@@ -74,6 +74,8 @@ async function compile(file: string, entry: string | null): Promise<string> {
     const out = await build({
       entryPoints: [file], bundle: true, write: false, platform: 'node', format: 'esm', target: 'node20', metafile: true,
       packages: 'external', logLevel: 'silent', sourcemap: 'inline',
+      // the metafile's paths are relative to this, not to wherever the process is now (module-closure.ts)
+      absWorkingDir: '/',
       plugins: [
         {
           name: 'rocmflow-self',
@@ -91,7 +93,7 @@ async function compile(file: string, entry: string | null): Promise<string> {
       define: { __dirname: JSON.stringify(dirname(file)), __filename: JSON.stringify(file), 'import.meta.dirname': JSON.stringify(dirname(file)), 'import.meta.filename': JSON.stringify(file), 'import.meta.url': JSON.stringify(pathToFileURL(file).href) },
     });
     code = out.outputFiles[0]!.text;
-    const inputs = Object.fromEntries(Object.keys(out.metafile!.inputs).map((f) => [resolve(f), fileStamp(resolve(f))]));
+    const inputs = Object.fromEntries(Object.keys(out.metafile!.inputs).map((f) => resolve('/', f)).map((f) => [f, fileStamp(f)]));
     if (entry) writeCacheEntry(entry, JSON.stringify({ inputs, code }));
   } catch (e) {
     if (e instanceof RocmflowError) throw e;
@@ -127,9 +129,22 @@ async function importTypeScript(file: string): Promise<Record<string, unknown>> 
   }
 }
 
+let longLived = false;
+
+/**
+ * In a long-lived process (the server) every config and plugin file that is
+ * not rocmflow's own goes through the bundler, JavaScript too: Node's module
+ * cache would keep answering with the file as it was at first import, and
+ * its imports with it, while the bundle is checked against the size and
+ * mtime of every file in it on each load.
+ */
+export function bundleEveryImport(): void {
+  longLived = true;
+}
+
 /** import() a config or plugin file, compiling TypeScript first. */
 export async function importFile(file: string): Promise<Record<string, unknown>> {
-  if (needsCompile(file) && !process.env.ROCMFLOW_NO_BUILD_CACHE) return importTypeScript(file);
+  if (!process.env.ROCMFLOW_NO_BUILD_CACHE && (needsCompile(file) || (longLived && !file.startsWith(RUNNING_ROOT + '/')))) return importTypeScript(file);
   return import(pathToFileURL(file).href);
 }
 

@@ -23,5 +23,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'trace', summary: 'run a command under strace, or parse a trace into an access set', load: async () => (await import('./trace.js')).traceCommand },
   { name: 'trim', summary: 'trim a root to what a traced command needs, assemble and verify it', load: async () => (await import('./trim.js')).trimCommand },
   { name: 'snapshot', summary: 'create, inspect and restore deterministic tar.zst snapshots', load: async () => (await import('./snapshot.js')).snapshotCommand },
+  { name: 'server', summary: 'keep a server that answers runs with nothing to do, without loading rocmflow each time', load: async () => (await import('./server.js')).serverCommand },
   { name: 'cache', summary: 'inspect and maintain the cache: ls, stats, verify, gc, push, pull', load: async () => (await import('./cache.js')).cacheCommand },
 ];

@@ -71,44 +71,47 @@ async function runWith(
   const { target, reason } = await resolveTarget(config.target, registry, { targetOptions: config.targets, env: io.env });
   const index = await session.index();
   const json = !!flags.json;
-  const reporter = json ? null : new TerminalReporter(process.stdout, { color: io.color, verbose: !!flags.verbose });
-  const emit = (e: RunEvent) => (json ? io.out(JSON.stringify(e)) : reporter!.handle(e));
-  const remote = await openRemote(config, { env: io.env, warn: (message) => emit({ type: 'warning', message }) });
-  const base = { config, registry, graph, target, index, remote, force, verbose: !!flags.verbose, signal: io.signal, env: io.env };
-  emit({ type: 'plan', target: target.name, targetReason: reason, tasks: [...graph.order] });
+  const reporter = json ? null : new TerminalReporter(io.stdout ?? process.stdout, { color: io.color, verbose: !!flags.verbose });
+  try {
+    const emit = (e: RunEvent) => (json ? io.out(JSON.stringify(e)) : reporter!.handle(e));
+    const remote = await openRemote(config, { env: io.env, warn: (message) => emit({ type: 'warning', message }) });
+    const base = { config, registry, graph, target, index, remote, force, verbose: !!flags.verbose, signal: io.signal, env: io.env };
+    emit({ type: 'plan', target: target.name, targetReason: reason, tasks: [...graph.order] });
 
-  if (flags['dry-run']) {
-    const plan = await planRun(base);
-    for (const p of plan) {
-      if (json) io.out(JSON.stringify({ type: 'dry-run', task: p.task, state: p.state, reason: p.reason, changes: p.changes }));
-      else {
-        io.out(`  ${p.state === 'run' ? 'would run    ' : p.state === 'cached' ? 'would restore' : 'fresh        '} ${p.task}  (${p.reason})`);
-        if (flags.explain) for (const c of p.changes) io.out(`      ${c.field}: ${c.before} → ${c.after}`);
+    if (flags['dry-run']) {
+      const plan = await planRun(base);
+      for (const p of plan) {
+        if (json) io.out(JSON.stringify({ type: 'dry-run', task: p.task, state: p.state, reason: p.reason, changes: p.changes }));
+        else {
+          io.out(`  ${p.state === 'run' ? 'would run    ' : p.state === 'cached' ? 'would restore' : 'fresh        '} ${p.task}  (${p.reason})`);
+          if (flags.explain) for (const c of p.changes) io.out(`      ${c.field}: ${c.before} → ${c.after}`);
+        }
       }
+      return 0;
     }
-    reporter?.close();
-    return 0;
-  }
 
-  const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
-  const explainEmit = (e: RunEvent) => {
-    emit(e);
-    if (flags.explain && !json && e.type === 'start') for (const c of e.changes ?? []) io.out(`      ${c.field}: ${c.before} → ${c.after}`);
-  };
-  const exec = new Executor({ ...base, emit: explainEmit, runId });
-  const outcomes = await exec.run();
-  if (flags.verbose && !json) await replayCachedLogs(outcomes, index, config, target.name, io);
-  const counts: Record<TaskState, number> = { fresh: 0, cached: 0, ran: 0, failed: 0, skipped: 0 };
-  for (const o of outcomes.values()) counts[o.state]++;
-  const failed = graph.order.filter((n) => outcomes.get(n)?.state === 'failed');
-  const skipped = graph.order.filter((n) => outcomes.get(n)?.state === 'skipped');
-  const lines = failed.length ? [] : graph.order.flatMap((n) => outcomes.get(n)?.summary ?? []);
-  const ok = failed.length === 0 && skipped.length === 0;
-  await index.set('history', runId, { target: target.name, tasks: Object.fromEntries(outcomes), ok, ms: Math.round(performance.now() - t0) });
-  const facts = Object.fromEntries(graph.order.flatMap((n) => (outcomes.get(n)?.facts ? [[n, outcomes.get(n)!.facts!]] : [])));
-  emit({ type: 'summary', ok, ms: Math.round(performance.now() - t0), target: target.name, counts, failed, skipped, lines, ...(Object.keys(facts).length ? { facts } : {}), logDir: exec.logDir });
-  reporter?.close();
-  return ok ? 0 : 1;
+    const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
+    const explainEmit = (e: RunEvent) => {
+      emit(e);
+      if (flags.explain && !json && e.type === 'start') for (const c of e.changes ?? []) io.out(`      ${c.field}: ${c.before} → ${c.after}`);
+    };
+    const exec = new Executor({ ...base, emit: explainEmit, runId, onlyFresh: io.onlyFresh });
+    const outcomes = await exec.run();
+    if (flags.verbose && !json) await replayCachedLogs(outcomes, index, config, target.name, io);
+    const counts: Record<TaskState, number> = { fresh: 0, cached: 0, ran: 0, failed: 0, skipped: 0 };
+    for (const o of outcomes.values()) counts[o.state]++;
+    const failed = graph.order.filter((n) => outcomes.get(n)?.state === 'failed');
+    const skipped = graph.order.filter((n) => outcomes.get(n)?.state === 'skipped');
+    const lines = failed.length ? [] : graph.order.flatMap((n) => outcomes.get(n)?.summary ?? []);
+    const ok = failed.length === 0 && skipped.length === 0;
+    await index.set('history', runId, { target: target.name, tasks: Object.fromEntries(outcomes), ok, ms: Math.round(performance.now() - t0) });
+    const facts = Object.fromEntries(graph.order.flatMap((n) => (outcomes.get(n)?.facts ? [[n, outcomes.get(n)!.facts!]] : [])));
+    emit({ type: 'summary', ok, ms: Math.round(performance.now() - t0), target: target.name, counts, failed, skipped, lines, ...(Object.keys(facts).length ? { facts } : {}), logDir: exec.logDir });
+    return ok ? 0 : 1;
+  } finally {
+    // also when the run throws (an error, the server's NotANoOp): its status timer must not outlive it
+    reporter?.close();
+  }
 }
 
 async function replayCachedLogs(

@@ -1,0 +1,105 @@
+// The client side of `rocmflow server` (src/server/serve.ts): before the
+// CLI loads anything of its own, `rocmflow run` asks a running server of
+// this same rocmflow to do the run if it has nothing to do. The server
+// answers with the run's output, or declines without having written or
+// printed anything, and then the CLI runs as it always does. Plain
+// JavaScript with Node's modules alone: this runs before the compiled
+// mirror is checked.
+import { lstatSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+/** Protocol version: a server and client of different versions decline each other. */
+export const PROTOCOL = 1;
+
+/** A reply larger than this is not a no-op's output. */
+const MAX_REPLY = 64 << 20;
+
+/** The flags that make a `run` more than a no-op check (or no run at all). */
+const UNSERVED = new Set(['--force', '--dry-run', '--help', '-h']);
+
+/** Whether a command line is one the server may answer: `run` with nothing that forces work. */
+export function servable(argv) {
+  return argv[0] === 'run' && !argv.some((a) => UNSERVED.has(a) || a.startsWith('--force='));
+}
+
+/** 64-bit FNV-1a of a string, as 16 hex digits (a name, not a secret). */
+function fnv1a64(s) {
+  let h = 0xcbf29ce484222325n;
+  for (const b of Buffer.from(s, 'utf8')) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 0x100000001b3n);
+  return h.toString(16).padStart(16, '0');
+}
+
+/**
+ * The server's socket: in a directory of this user's alone under the
+ * system's tmp, named by the rocmflow package it serves and the Node that
+ * runs it, so a server answers only clients of the same code.
+ */
+export function socketPath(packageRoot) {
+  const uid = process.getuid?.() ?? 0;
+  return join(tmpdir(), `rocmflow-server-${uid}`, `${fnv1a64(`${packageRoot}\0${process.version}`)}.sock`);
+}
+
+/**
+ * The socket may be trusted when its directory is a real directory of this
+ * user's that nobody else can write, and it is a socket of this user's:
+ * else another user could answer in the server's place.
+ */
+export function trustedSocket(sock) {
+  const uid = process.getuid?.();
+  const dir = lstatSync(dirname(sock), { throwIfNoEntry: false });
+  if (!dir?.isDirectory() || (uid !== undefined && dir.uid !== uid) || dir.mode & 0o077) return false;
+  const st = lstatSync(sock, { throwIfNoEntry: false });
+  return !!st?.isSocket() && (uid === undefined || st.uid === uid);
+}
+
+/** One JSON request, one JSON reply (or null: no server, a broken one, a reply of the wrong shape). */
+export function request(sock, message, timeoutMs = 60_000) {
+  return new Promise((resolve) => {
+    let done = false;
+    const chunks = [];
+    let size = 0;
+    const finish = (value) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      conn.destroy();
+      resolve(value);
+    };
+    const conn = createConnection(sock);
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    conn.on('error', () => finish(null));
+    conn.on('data', (d) => {
+      size += d.length;
+      if (size > MAX_REPLY) return finish(null);
+      chunks.push(d);
+    });
+    conn.on('end', () => {
+      try {
+        finish(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        finish(null);
+      }
+    });
+    conn.end(JSON.stringify({ v: PROTOCOL, ...message }) + '\n');
+  });
+}
+
+/**
+ * Ask the server to answer `rocmflow <argv>` in the current directory and
+ * environment. Returns { code, out, err } when it did, or null: then the
+ * caller runs the command itself.
+ */
+export async function askServer(packageRoot, argv) {
+  if (process.env.ROCMFLOW_NO_SERVER || !servable(argv)) return null;
+  const sock = socketPath(packageRoot);
+  if (!trustedSocket(sock)) return null;
+  const reply = await request(sock, {
+    type: 'run', root: packageRoot, argv, cwd: process.cwd(), env: process.env,
+    stdoutTTY: !!process.stdout.isTTY, columns: process.stdout.columns ?? 0,
+  });
+  if (!reply || reply.v !== PROTOCOL || reply.served !== true) return null;
+  if (!Number.isInteger(reply.code) || typeof reply.out !== 'string' || typeof reply.err !== 'string') return null;
+  return { code: reply.code, out: reply.out, err: reply.err };
+}

@@ -1,0 +1,190 @@
+/**
+ * `rocmflow server`, through the real CLI: a started server answers runs
+ * with nothing to do, with the same events a run without it prints, and
+ * declines (the CLI then runs) whenever anything changed: an input, an
+ * environment variable a task reads, a JavaScript config's imported
+ * module, a plugin's code. Each test has its own TMPDIR, so its own
+ * socket directory and server.
+ */
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { REPO, rocmflow, states, workspace, type CliResult } from '../helpers/cli.js';
+
+const { socketPath } = (await import(join(REPO, 'bin/server-client.js'))) as { socketPath(packageRoot: string): string };
+
+const TASKS = `export default { tasks: [
+  defineTask({
+    name: 'count', outputs: ['n'],
+    inputs: () => ({ files: ['data/*.txt'], env: ['GREETING'] }),
+    async run(ctx) {
+      const { readdirSync, writeFileSync } = await import('node:fs');
+      writeFileSync(ctx.outDir + '/n', String(readdirSync(ctx.projectRoot + '/data').length) + (process.env.GREETING ?? ''));
+      return { summary: ['counted'] };
+    },
+  }),
+  defineTask({
+    name: 'word', deps: ['count'], options: s.object({ word: s.optional(s.string()) }), outputs: ['w'],
+    async run(ctx) { const { writeFileSync } = await import('node:fs'); writeFileSync(ctx.outDir + '/w', String(ctx.options.word)); },
+  }),
+] };`;
+
+const started: { tmp: string; ws: string }[] = [];
+
+afterEach(() => {
+  for (const s of started.splice(0)) rocmflow(s.ws, ['server', 'stop'], env(s.tmp));
+});
+
+function env(tmp: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { TMPDIR: tmp, ROCMFLOW_NO_SERVER: '', GREETING: 'hi', ...extra };
+}
+
+/**
+ * Files modified in the last two seconds are hashed on every run (their
+ * stamps are not trusted yet: git's racy-clean rule), which the server
+ * declines: the workspace's files are dated a minute back after each edit.
+ */
+function age(ws: string): void {
+  const then = Date.now() / 1000 - 60;
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      // not the state and the cache (their files are the store's blobs)
+      if (e.name.startsWith('.') || e.name === 'cache') continue;
+      if (e.isDirectory()) walk(join(d, e.name));
+      utimesSync(join(d, e.name), then, then);
+    }
+  };
+  walk(ws);
+}
+
+function edit(ws: string, file: string, content: string): void {
+  writeFileSync(join(ws, file), content);
+  const then = Date.now() / 1000 - 60;
+  utimesSync(join(ws, file), then, then);
+}
+
+function setup(config?: string): { ws: string; tmp: string } {
+  const ws = workspace({ tasks: TASKS, files: { 'data/a.txt': 'a', 'data/b.txt': 'b' }, config });
+  const tmp = mkdtempSync(join(tmpdir(), 'rocmflow-srv-'));
+  age(ws);
+  return { ws, tmp };
+}
+
+function start(ws: string, tmp: string): void {
+  const r = rocmflow(ws, ['server', 'start', '--idle-timeout', '5'], env(tmp));
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  started.push({ tmp, ws });
+}
+
+function status(ws: string, tmp: string): { running: boolean; requests?: number; served?: number; declined?: number; lastDeclined?: string } {
+  return JSON.parse(rocmflow(ws, ['server', 'status', '--json'], env(tmp)).stdout);
+}
+
+/** The events of a run with what differs between any two runs (times, run ids) taken out. */
+function comparable(r: CliResult): unknown[] {
+  return r.events.map((e) => {
+    const { ms: _ms, logDir: _l, ...rest } = e;
+    return rest;
+  });
+}
+
+describe('rocmflow server', () => {
+  it('answers a run with nothing to do, with the events the CLI alone prints, and declines when an input or an env input changes', () => {
+    const { ws, tmp } = setup();
+    start(ws, tmp);
+    const first = rocmflow(ws, ['run', 'word', '--json'], env(tmp));
+    expect(states(first)).toEqual({ count: 'ran', word: 'ran' });
+    expect(status(ws, tmp)).toMatchObject({ running: true, requests: 1, served: 0, declined: 1 });
+
+    const served = rocmflow(ws, ['run', 'word', '--json'], env(tmp));
+    expect(states(served)).toEqual({ count: 'fresh', word: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ requests: 2, served: 1 });
+    const alone = rocmflow(ws, ['run', 'word', '--json'], env(tmp, { ROCMFLOW_NO_SERVER: '1' }));
+    expect(comparable(served)).toEqual(comparable(alone));
+    expect(status(ws, tmp)).toMatchObject({ requests: 2 });
+    // the human output too (the reporter draws into the reply)
+    const text = rocmflow(ws, ['run', 'word'], env(tmp));
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('fresh');
+    expect(text.stdout).toContain('counted');
+    expect(status(ws, tmp)).toMatchObject({ requests: 3, served: 2 });
+
+    // an input's content: the server would have to hash it, so it declines, and the CLI runs
+    edit(ws, 'data/a.txt', 'changed');
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp))).count).toBe('ran');
+    expect(status(ws, tmp)).toMatchObject({ requests: 4, served: 2, declined: 2, lastDeclined: expect.stringContaining('count') });
+    // a file added to the input glob
+    edit(ws, 'data/c.txt', 'c');
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp))).count).toBe('ran');
+    // an environment variable the task declares: the request's environment is the client's
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp, { GREETING: 'hello' }))).count).toBe('ran');
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp, { GREETING: 'hello' })))).toEqual({ count: 'fresh', word: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ requests: 7, served: 3, declined: 4 });
+    // --force and --dry-run never reach it
+    expect(states(rocmflow(ws, ['run', 'word', '--json', '--force'], env(tmp, { GREETING: 'hello' })))).toEqual({ count: 'ran', word: 'ran' });
+    expect(rocmflow(ws, ['run', 'word', '--dry-run'], env(tmp, { GREETING: 'hello' })).code).toBe(0);
+    expect(status(ws, tmp)).toMatchObject({ requests: 7 });
+  });
+
+  it('loads a JavaScript config and its imports again on every request, and a plugin\'s code', () => {
+    const { ws, tmp } = setup();
+    writeFileSync(join(ws, 'rocmflow.config.mjs'), `import { word } from './word.mjs';\nexport default { target: 'cpu', plugins: ['./tasks.ts'], tasks: { word: { word } } };\n`);
+    rmSync(join(ws, 'rocmflow.config.ts'));
+    edit(ws, 'word.mjs', `export const word = 'one';\n`);
+    start(ws, tmp);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'ran', word: 'ran' });
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ served: 1 });
+    // the config's own import changes: a server that kept the module it first loaded would say fresh
+    edit(ws, 'word.mjs', `export const word = 'two, a longer word';\n`);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'ran' });
+    expect(status(ws, tmp)).toMatchObject({ served: 1, lastDeclined: expect.stringContaining('word') });
+    // the plugin's code changes
+    edit(ws, 'tasks.ts', `${readFileSync(join(ws, 'tasks.ts'), 'utf8')}\n// an edit\n`);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'ran', word: 'ran' });
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ served: 2 });
+  });
+
+  it('stops on request and when asked twice to start runs one; a socket directory another user could write is not used', () => {
+    const { ws, tmp } = setup();
+    start(ws, tmp);
+    expect(rocmflow(ws, ['server', 'start'], env(tmp)).stdout).toContain('running already');
+    expect(rocmflow(ws, ['server', 'stop'], env(tmp)).stdout).toContain('stopped');
+    expect(status(ws, tmp)).toEqual({ running: false });
+    const sock = withTmp(tmp, () => socketPath(REPO));
+    expect(lstatSync(sock, { throwIfNoEntry: false })).toBeUndefined();
+
+    // the directory made writable by others: the client does not connect, and no server starts there
+    start(ws, tmp);
+    chmodSync(join(sock, '..'), 0o777);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'ran', word: 'ran' });
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'fresh' });
+    chmodSync(join(sock, '..'), 0o700);
+    expect(status(ws, tmp)).toMatchObject({ requests: 0 });
+  });
+
+  it('refuses to start where its socket directory is not a private directory', () => {
+    const { ws, tmp } = setup();
+    const dir = withTmp(tmp, () => join(socketPath(REPO), '..'));
+    mkdirSync(dir, { mode: 0o755 });
+    chmodSync(dir, 0o777);
+    const r = rocmflow(ws, ['server', 'start'], env(tmp));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/not a directory of this user's alone/);
+  });
+});
+
+function withTmp<T>(tmp: string, f: () => T): T {
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = tmp;
+  try {
+    return f();
+  } finally {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+  }
+}
+
