@@ -41,9 +41,10 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function sh(cmd: string, args: string[], cwd?: string): void {
-  const r = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
+function sh(cmd: string, args: string[], cwd?: string, env: NodeJS.ProcessEnv = process.env): string {
+  const r = spawnSync(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
 }
 
 /** 20,000 files in 6 parts of 100 directories, sizes spread around the mean. */
@@ -103,7 +104,11 @@ export default { tasks: [...chain, copy] };
 `,
 );
 const cache = join(root, 'cache');
-const run = (args: string[]) => sh(process.execPath, [BIN, 'run', ...args, '--cache-dir', cache], ws);
+// without a server: a running `rocmflow server` of the user's must not answer the runs measured without one
+const ALONE = { ...process.env, ROCMFLOW_NO_SERVER: '1' };
+// with one: its own, in a directory of the bench's
+const SERVED = { ...process.env, ROCMFLOW_NO_SERVER: '', TMPDIR: join(root, 'server-tmp') };
+const run = (args: string[], env: NodeJS.ProcessEnv = ALONE) => sh(process.execPath, [BIN, 'run', ...args, '--cache-dir', cache], ws, env);
 const cores = availableParallelism();
 sh('sh', ['-c', `find ${tree} -type f -print0 | xargs -0 cat > /dev/null`]); // warm the page cache
 
@@ -126,8 +131,24 @@ rmSync(cache, { recursive: true, force: true });
 rmSync(join(ws, '.rocmflow'), { recursive: true, force: true });
 const tFirst = time(() => run(['t6', 'copy']));
 run(['t6', 'copy']);
-const noop = median(Array.from({ length: RUNS }, () => time(() => run(['t6']))));
-const floor = median(Array.from({ length: RUNS }, () => time(() => sh(process.execPath, ['-e', '0']))));
+// the same no-op answered by a running `rocmflow server` (src/server/), alternated with the others
+mkdirSync(SERVED.TMPDIR!, { recursive: true });
+sh(process.execPath, [BIN, 'server', 'start'], ws, SERVED);
+run(['t6'], SERVED);
+const noops: number[] = [];
+const servedNoops: number[] = [];
+const floors: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  noops.push(time(() => run(['t6'])));
+  servedNoops.push(time(() => run(['t6'], SERVED)));
+  floors.push(time(() => sh(process.execPath, ['-e', '0'])));
+}
+const status = JSON.parse(sh(process.execPath, [BIN, 'server', 'status', '--json'], ws, SERVED)) as { served?: number };
+sh(process.execPath, [BIN, 'server', 'stop'], ws, SERVED);
+if (status.served !== RUNS + 1) throw new Error(`the server answered ${status.served} of ${RUNS + 1} no-op runs`);
+const noop = median(noops);
+const noopServed = median(servedNoops);
+const floor = median(floors);
 // the least any stat-based check can do: a bare Node process that reads every
 // input directory and lstats every input file, nothing else
 const WALK = `const fs=require('fs');const w=(d)=>{for(const n of fs.readdirSync(d)){const p=d+'/'+n;if(fs.lstatSync(p).isDirectory())w(p);}};for(const d of process.argv.slice(1))w(d);`;
@@ -159,6 +180,7 @@ const fmt = (s: number) => `${s.toFixed(3)} s`;
 console.log(`| benchmark | rocmflow | baseline | result |`);
 console.log(`|---|---|---|---|`);
 console.log(`| 1. no-op rerun, 6 tasks over ${FILES} files / ${gb.toFixed(2)} GB (median of ${RUNS}) | ${fmt(noop)} | \`node -e 0\`: ${fmt(floor)}; Node reading every input directory and lstat-ing every file: ${fmt(walkFloor)} | +${(noop - floor).toFixed(3)} s over Node's start; +${(noop - walkFloor).toFixed(3)} s over the bare walk |`);
+console.log(`| 1b. the same no-op with \`rocmflow server\` running (median of ${RUNS}, alternated with 1) | ${fmt(noopServed)} | \`node -e 0\`: ${fmt(floor)} | +${(noopServed - floor).toFixed(3)} s over Node's start |`);
 console.log(`| 2. first-time hashing of the tree, warm page cache (median of 3) | ${fmt(tHash)} = ${(gb / tHash).toFixed(2)} GB/s (${cores} threads) | \`sha256sum\`: ${fmt(tSha1)} = ${(gb / tSha1).toFixed(2)} GB/s; \`xargs -P${cores} sha256sum\`: ${fmt(tShaP)} = ${(gb / tShaP).toFixed(2)} GB/s | ${(tSha1 / tHash).toFixed(2)}× sha256sum |`);
 console.log(`| 3. restore of a ${gb.toFixed(2)} GB / ${FILES}-file output from the cache, whole \`rocmflow run\` (median of 3) | ${fmt(tRestore)} | \`cp -a\`: ${fmt(tCp)}; \`cp -al\` (hard links, no checks): ${fmt(tLink)} | ${(tCp / tRestore).toFixed(1)}× faster than \`cp -a\`; \`cp -al\` is ${(tCp / tLink).toFixed(1)}× |`);
 console.log(`\nfirst full run (hash ${FILES} files, run 7 tasks, capture 2 GB): ${fmt(tFirst)}`);

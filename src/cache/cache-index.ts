@@ -32,7 +32,48 @@ function indexError(e: unknown, file: string): unknown {
   return new RocmflowError('E_CACHE_INDEX', `cache index ${file} ${why} [${code}]`, { cause: e });
 }
 
+/**
+ * Parsed task states, by the text of their row, in a long-lived process
+ * (the server, src/server/): it reads the same states on every request, and
+ * parsing tens of thousands of input stamps was a fifth of a 20,000-file
+ * no-op there. Keyed by the row's whole text, so a changed row is parsed
+ * anew; frozen, so no reader can change what the next request gets (a
+ * write throws, and the server declines).
+ */
+let parsedStates: Map<string, unknown> | null = null;
+let parsedChars = 0;
+const PARSED_MAX_CHARS = 64 << 20;
+const PARSED_MIN_CHARS = 16 << 10;
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+function parseState(d: string): unknown {
+  if (!parsedStates || d.length < PARSED_MIN_CHARS) return JSON.parse(d);
+  const hit = parsedStates.get(d);
+  if (hit !== undefined) return hit;
+  const v = deepFreeze(JSON.parse(d));
+  parsedStates.set(d, v);
+  parsedChars += d.length;
+  for (const k of parsedStates.keys()) {
+    if (parsedChars <= PARSED_MAX_CHARS) break;
+    parsedStates.delete(k);
+    parsedChars -= k.length;
+  }
+  return v;
+}
+
 export class CacheIndex {
+  /** Keep parsed task states for the life of the process (see parseState). */
+  static reuseParsedStates(): void {
+    parsedStates ??= new Map();
+  }
+
   private readonly store: KeyvSqlite;
   private readonly spaces = new Map<Namespace, Keyv>();
 
@@ -75,7 +116,7 @@ export class CacheIndex {
     if (!k) {
       // plain JSON: keyv's default reviver (for Buffers, which we never store) is
       // the slowest part of reading large task states
-      k = new Keyv({ store: this.store, namespace: name, useKeyPrefix: true, serialize: JSON.stringify, deserialize: (d: string) => JSON.parse(d) });
+      k = new Keyv({ store: this.store, namespace: name, useKeyPrefix: true, serialize: JSON.stringify, deserialize: name === 'state' ? parseState : (d: string) => JSON.parse(d) });
       this.spaces.set(name, k);
     }
     return k;

@@ -33,6 +33,7 @@ import { bundleEveryImport } from '../util/typescript-loader.js';
 import { forgetClosures } from '../util/module-closure.js';
 import { forgetCodeHashes } from '../engine/fingerprint-task.js';
 import { NotANoOp } from '../engine/executor.js';
+import { CacheIndex } from '../cache/cache-index.js';
 import type { CommandIO } from '../cli/command.js';
 
 /** The client's module (bin/server-client.js): socket path, protocol, what may be served. */
@@ -125,6 +126,7 @@ export async function serve(opts: ServerOptions): Promise<void> {
   }
   const current = await codeCheck();
   bundleEveryImport();
+  CacheIndex.reuseParsedStates();
   const stats: ServerStats = { pid: process.pid, startedAt: new Date().toISOString(), requests: 0, served: 0, declined: 0 };
   const { runCommand } = await import('../cli/commands/run.js');
 

@@ -148,6 +148,33 @@ describe('rocmflow server', () => {
     expect(status(ws, tmp)).toMatchObject({ served: 2 });
   });
 
+  it('answers a task with thousands of inputs (its state is kept parsed between requests) and declines once one of them changes', () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 1500; i++) files[`many/d${i % 30}/f${i}.txt`] = `file ${i}`;
+    const ws = workspace({
+      tasks: `export default defineTask({ name: 'many', outputs: ['n'], inputs: () => ({ files: ['many'] }),
+        async run(ctx) { const { readFileSync, writeFileSync } = await import('node:fs'); writeFileSync(ctx.outDir + '/n', readFileSync(ctx.projectRoot + '/many/d7/f7.txt')); } });`,
+      files,
+    });
+    const tmp = mkdtempSync(join(tmpdir(), 'rocmflow-srv-'));
+    age(ws);
+    start(ws, tmp);
+    expect(states(rocmflow(ws, ['run', 'many', '--json'], env(tmp)))).toEqual({ many: 'ran' });
+    for (let i = 0; i < 3; i++) expect(states(rocmflow(ws, ['run', 'many', '--json'], env(tmp)))).toEqual({ many: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ requests: 4, served: 3 });
+    edit(ws, 'many/d7/f7.txt', 'changed');
+    const r = rocmflow(ws, ['run', 'many', '--json'], env(tmp));
+    expect(states(r)).toEqual({ many: 'ran' });
+    expect(readFileSync(join(ws, '.rocmflow/out/cpu/many/n'), 'utf8')).toBe('changed');
+    expect(status(ws, tmp)).toMatchObject({ requests: 5, served: 3, lastDeclined: expect.stringContaining('1 input file(s) changed') });
+    // the new state, not the one kept from before
+    expect(states(rocmflow(ws, ['run', 'many', '--json'], env(tmp)))).toEqual({ many: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ requests: 6, served: 4 });
+    rmSync(join(ws, 'many/d3/f3.txt'));
+    expect(states(rocmflow(ws, ['run', 'many', '--json'], env(tmp)))).toEqual({ many: 'ran' });
+    expect(status(ws, tmp)).toMatchObject({ requests: 7, served: 4 });
+  });
+
   it('stops on request and when asked twice to start runs one; a socket directory another user could write is not used', () => {
     const { ws, tmp } = setup();
     start(ws, tmp);
