@@ -5,7 +5,7 @@
  * bench starts for itself, all three alternated. Run it in a project whose
  * pipeline has run once.
  *
- *   node bin/run-ts.js bench/pipeline-noop.ts [--dir PROJECT] [--runs 7] [--target cpu] [--task trim-runtime]
+ *   node bin/run-ts.js bench/pipeline-noop.ts [--dir PROJECT] [--runs 7] [--target cpu] [--task trim-runtime] [--config FILE]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,6 +21,7 @@ const dir = resolve(flag('dir', REPO));
 const runs = Number(flag('runs', '7'));
 const target = flag('target', 'cpu');
 const task = flag('task', 'trim-runtime');
+const config = flag('config', '');
 
 // without a server (a running `rocmflow server` of the user's must not answer these), and with one of the bench's own
 const ALONE = { ...process.env, ROCMFLOW_NO_SERVER: '1' };
@@ -33,7 +34,7 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = ALONE): { s
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const args = [resolve(REPO, 'bin/rocmflow.js'), 'run', task, '--target', target, '--json'];
+const args = [resolve(REPO, 'bin/rocmflow.js'), 'run', task, '--target', target, '--json', ...(config ? ['--config', resolve(config)] : [])];
 const warm = timed(process.execPath, args);
 if (warm.code !== 0) throw new Error(`rocmflow run ${task} failed; run the pipeline once first:\n${warm.stdout.slice(-2000)}`);
 const cli = (env: NodeJS.ProcessEnv, ...a: string[]) => timed(process.execPath, [resolve(REPO, 'bin/rocmflow.js'), ...a], env);
