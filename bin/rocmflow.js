@@ -32,7 +32,12 @@ async function runHere(argv) {
 const argv = process.argv.slice(2);
 const served = argv[0] === 'run' ? await (await import('./server-client.js')).askServer(resolve(import.meta.dirname, '..'), argv) : null;
 if (served) {
-  process.stdout.write(served.out);
-  process.stderr.write(served.err);
+  // a reader that stops early (`| head`) ends the output quietly, as main.ts has it
+  const quiet = (e) => {
+    if (e.code !== 'EPIPE') throw e;
+  };
+  process.stdout.on('error', quiet);
+  process.stderr.on('error', quiet);
+  for (const [fd, text] of served.output) (fd === 1 ? process.stdout : process.stderr).write(text);
   process.exitCode = served.code;
 } else process.exitCode = await runHere(argv);

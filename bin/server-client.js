@@ -5,13 +5,13 @@
 // printed anything, and then the CLI runs as it always does. Plain
 // JavaScript with Node's modules alone: this runs before the compiled
 // mirror is checked.
-import { lstatSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 /** Protocol version: a server and client of different versions decline each other. */
-export const PROTOCOL = 1;
+export const PROTOCOL = 2;
 
 /** A reply larger than this is not a no-op's output. */
 const MAX_REPLY = 64 << 20;
@@ -54,6 +54,28 @@ export function trustedSocket(sock) {
   return !!st?.isSocket() && (uid === undefined || st.uid === uid);
 }
 
+/** Whether something accepts connections on the socket (a server, alive, busy or not). */
+export function listening(sock) {
+  return new Promise((resolve) => {
+    const conn = createConnection(sock);
+    conn.on('connect', () => {
+      conn.destroy();
+      resolve(true);
+    });
+    conn.on('error', () => resolve(false));
+  });
+}
+
+/** This process's umask, without changing it (process.umask() with no argument is deprecated). */
+function umask() {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? parseInt(m[1], 8) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** One JSON request, one JSON reply (or null: no server, a broken one, a reply of the wrong shape). */
 export function request(sock, message, timeoutMs = 60_000) {
   return new Promise((resolve) => {
@@ -88,18 +110,20 @@ export function request(sock, message, timeoutMs = 60_000) {
 
 /**
  * Ask the server to answer `rocmflow <argv>` in the current directory and
- * environment. Returns { code, out, err } when it did, or null: then the
- * caller runs the command itself.
+ * environment. Returns { code, output } when it did (output: [1 or 2, text]
+ * in the order it was written to stdout and stderr), or null: then the
+ * caller runs the command itself. Sources run through tsx
+ * (ROCMFLOW_NO_BUILD_CACHE) are not what a server runs.
  */
 export async function askServer(packageRoot, argv) {
-  if (process.env.ROCMFLOW_NO_SERVER || !servable(argv)) return null;
+  if (process.env.ROCMFLOW_NO_SERVER || process.env.ROCMFLOW_NO_BUILD_CACHE || !servable(argv)) return null;
   const sock = socketPath(packageRoot);
   if (!trustedSocket(sock)) return null;
   const reply = await request(sock, {
-    type: 'run', root: packageRoot, argv, cwd: process.cwd(), env: process.env,
+    type: 'run', root: packageRoot, argv, cwd: process.cwd(), env: process.env, umask: umask(),
     stdoutTTY: !!process.stdout.isTTY, columns: process.stdout.columns ?? 0,
   });
-  if (!reply || reply.v !== PROTOCOL || reply.served !== true) return null;
-  if (!Number.isInteger(reply.code) || typeof reply.out !== 'string' || typeof reply.err !== 'string') return null;
-  return { code: reply.code, out: reply.out, err: reply.err };
+  if (!reply || reply.v !== PROTOCOL || reply.served !== true || !Number.isInteger(reply.code) || !Array.isArray(reply.output)) return null;
+  if (!reply.output.every((c) => Array.isArray(c) && (c[0] === 1 || c[0] === 2) && typeof c[1] === 'string')) return null;
+  return { code: reply.code, output: reply.output };
 }

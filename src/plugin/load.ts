@@ -9,6 +9,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { usageError } from '../errors.js';
 import type { TargetDefinition, TaskDefinition } from './types.js';
 import { defaultExport, importFile } from '../util/typescript-loader.js';
+import { isLongLived } from '../util/long-lived.js';
 
 /** The rocmflow package root (holds tasks/, plugins/, src/). */
 export const PACKAGE_ROOT = resolve(import.meta.dirname, '../..');
@@ -169,6 +170,9 @@ export async function loadRegistry(opts: { plugins: readonly string[]; configDir
 
 function resolvePlugin(spec: string, configDir: string): string {
   if (spec.startsWith('.') || isAbsolute(spec)) return resolve(configDir, spec);
+  // Node's resolution caches (package.json, paths) last as long as the process: a long-lived
+  // one (the server) would go on finding a package's old entry after an upgrade
+  if (isLongLived()) throw usageError('E_PLUGIN', `plugin ${spec}: a package plugin is resolved by Node, whose caches a long-lived process cannot refresh`);
   try {
     return createRequire(join(configDir, 'noop.js')).resolve(spec);
   } catch {

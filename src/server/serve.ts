@@ -7,29 +7,31 @@
  *
  * It answers only no-ops, and runs them with the executor's `onlyFresh`:
  * the first task that would hash changed inputs, restore or run stops the
- * request before anything is written or printed, and the client runs the
- * command itself as it would have without a server. Work (tasks, their
- * processes, their signals and terminals) never runs in the server.
+ * request, and the client runs the command itself as it would have without
+ * a server. Work (tasks, their processes, their signals and terminals)
+ * never runs in the server.
  *
  * Each request is checked from what is on disk then, as a fresh process
- * would: the request's directory and environment are the client's, the
- * config and plugins are loaded again (through the bundler, whose cache is
- * checked against every file that went into a bundle), the code hashes and
- * closures this process computed are forgotten, and the index is opened
- * and closed. When rocmflow's own sources change, the server declines and
- * exits. Requests run one at a time.
+ * would: in the client's directory, environment and umask; with the config
+ * and plugins loaded again through the bundler, which refuses what it
+ * cannot see change (npm packages, computed imports: util/typescript-loader.ts);
+ * with the code hashes and closures this process computed forgotten; with
+ * the index opened and closed. Whatever the request's code writes to
+ * stdout or stderr goes to the client, in order. When rocmflow's own files
+ * change, the server declines and exits. One request at a time: another
+ * that comes meanwhile is declined at once.
  *
  * The socket lives in a directory of the user's alone (0700, checked by
  * server and client alike), so only that user can ask or answer.
  */
-import { chmodSync, existsSync, lstatSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RocmflowError } from '../errors.js';
 import { RUNNING_ROOT, SOURCE_ROOT } from '../util/source-root.js';
 import { privateDir, forgetPrivateDirs } from '../util/private-dir.js';
-import { bundleEveryImport } from '../util/typescript-loader.js';
+import { setLongLived } from '../util/long-lived.js';
 import { forgetClosures } from '../util/module-closure.js';
 import { forgetCodeHashes } from '../engine/fingerprint-task.js';
 import { NotANoOp } from '../engine/executor.js';
@@ -42,6 +44,7 @@ interface ClientModule {
   servable(argv: readonly string[]): boolean;
   socketPath(packageRoot: string): string;
   trustedSocket(sock: string): boolean;
+  listening(sock: string): Promise<boolean>;
   request(sock: string, message: Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown> | null>;
 }
 
@@ -56,8 +59,17 @@ export async function clientModule(): Promise<ClientModule> {
 
 /** A request larger than this is not a command line and an environment. */
 const MAX_REQUEST = 4 << 20;
-/** A reply larger than this is not a no-op's output: declined. */
-const MAX_OUTPUT = 32 << 20;
+/** A reply larger than this (bytes of JSON) is not a no-op's output: declined. The client takes up to 64 MiB. */
+const MAX_REPLY = 32 << 20;
+/** A connection that has not sent its whole request by then is dropped. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** Stop after the request that takes the process past this (modules a config imported are never unloaded). */
+const MAX_RSS = 1 << 30;
+/**
+ * What the server cannot take from the client per request: the locale is
+ * read once at start (Intl); sources run through tsx are not what it runs.
+ */
+const FIXED_ENV = /^(LANG|LANGUAGE|LC_[A-Z]+|ROCMFLOW_NO_BUILD_CACHE)$/;
 
 interface RunRequest {
   v: number;
@@ -66,6 +78,7 @@ interface RunRequest {
   argv: string[];
   cwd: string;
   env: Record<string, string>;
+  umask: number | null;
   stdoutTTY: boolean;
   columns: number;
 }
@@ -74,7 +87,8 @@ function isRunRequest(x: unknown): x is RunRequest {
   const r = x as RunRequest;
   return (
     typeof r === 'object' && r !== null && r.type === 'run' && typeof r.root === 'string' && Array.isArray(r.argv) && r.argv.every((a) => typeof a === 'string') &&
-    typeof r.cwd === 'string' && r.cwd.startsWith('/') && typeof r.env === 'object' && r.env !== null && Object.values(r.env).every((v) => typeof v === 'string') &&
+    typeof r.cwd === 'string' && r.cwd.startsWith('/') && typeof r.env === 'object' && r.env !== null && !Array.isArray(r.env) &&
+    Object.values(r.env).every((v) => typeof v === 'string') && (r.umask === null || (Number.isInteger(r.umask) && r.umask >= 0 && r.umask <= 0o777)) &&
     typeof r.stdoutTTY === 'boolean' && Number.isInteger(r.columns)
   );
 }
@@ -96,44 +110,72 @@ export interface ServerStats {
   lastDeclined?: string;
 }
 
+function stampOf(path: string): string {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : '-';
+}
+
 /** Is the code this process runs still the code on disk? */
 async function codeCheck(): Promise<() => boolean> {
   const root = packageRoot();
+  // besides the sources: the client's protocol, the package's own dependencies (npm ci, a lockfile update)
+  const files = [
+    join(root, 'package.json'), join(root, 'package-lock.json'), join(root, 'node_modules', '.package-lock.json'),
+    ...readdirSync(join(root, 'bin')).filter((f) => f.endsWith('.js')).map((f) => join(root, 'bin', f)),
+  ];
+  const first = files.map(stampOf).join('\n');
+  const same = () => files.map(stampOf).join('\n') === first;
   if (existsSync(join(root, 'src', 'cli', 'main.ts'))) {
     // a checkout: the compiled mirror this process runs must still be the current one
     const { currentRoot } = (await import(pathToFileURL(join(root, 'bin', 'build-cache.js')).href)) as { currentRoot(): string | null };
-    return () => currentRoot() === RUNNING_ROOT;
+    return () => currentRoot() === RUNNING_ROOT && same();
   }
-  // an installed package: its files change only when it is installed again
-  const stamp = () => {
-    const st = statSync(join(root, 'package.json'), { throwIfNoEntry: false });
-    return st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : '-';
-  };
-  const first = stamp();
-  return () => stamp() === first;
+  return same;
+}
+
+/** Make process.env (the real environment, which os.homedir(), os.tmpdir() and TZ read) hold exactly `env`. */
+function setEnv(env: Record<string, string | undefined>): void {
+  for (const k of Object.keys(process.env)) if (!(k in env)) delete process.env[k];
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && process.env[k] !== v) process.env[k] = v;
 }
 
 export async function serve(opts: ServerOptions): Promise<void> {
-  const log = opts.log ?? (() => {});
+  // the server's own lines go to its log even while a request's output is being captured
+  const log = (line: string) => {
+    const cur = process.stderr.write;
+    process.stderr.write = write.err;
+    try {
+      opts.log?.(line);
+    } finally {
+      process.stderr.write = cur;
+    }
+  };
+  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
   const client = await clientModule();
   const root = packageRoot();
   const sock = client.socketPath(root);
-  if (!privateDir(dirname(sock))) throw new RocmflowError('E_SERVER', `server: ${dirname(sock)} is not a directory of this user's alone; not listening there`);
+  const dir = dirname(sock);
+  const st = privateDir(dir) ? lstatSync(dir) : null;
+  // the client's rule: nobody but this user may even look into it
+  if (!st || st.mode & 0o077) throw new RocmflowError('E_SERVER', `server: ${dir} is not a directory of this user's alone (mode 0700); not listening there`);
   if (existsSync(sock)) {
-    if (client.trustedSocket(sock) && (await client.request(sock, { type: 'status' }, 5000))) throw new RocmflowError('E_SERVER', `server: one is running already (${sock})`);
-    // what is left of one that did not stop cleanly (or not a socket at all: the directory is ours alone)
+    if (await client.listening(sock)) throw new RocmflowError('E_SERVER', `server: one is running already (${sock})`);
+    // what is left of one that did not stop cleanly (the directory is ours alone)
     rmSync(sock, { force: true });
   }
   const current = await codeCheck();
-  bundleEveryImport();
+  setLongLived();
   CacheIndex.reuseParsedStates();
+  const startEnv = { ...process.env };
   const stats: ServerStats = { pid: process.pid, startedAt: new Date().toISOString(), requests: 0, served: 0, declined: 0 };
   const { runCommand } = await import('../cli/commands/run.js');
 
   let server: Server;
   let idle: NodeJS.Timeout | undefined;
-  let queue: Promise<void> = Promise.resolve();
+  let busy = false;
   let stopping = false;
+  let ownSocket: number | null = null;
+  const conns = new Set<Socket>();
   const stopped = new Promise<void>((r) => {
     const stop = (why: string) => {
       if (stopping) return;
@@ -141,7 +183,9 @@ export async function serve(opts: ServerOptions): Promise<void> {
       log(`stopping: ${why}`);
       clearTimeout(idle);
       server.close(() => r());
-      rmSync(sock, { force: true });
+      for (const c of conns) if (!c.writableEnded) c.destroy();
+      // only the socket this server made: another that started meanwhile may own the name now
+      if (ownSocket !== null && lstatSync(sock, { throwIfNoEntry: false })?.ino === ownSocket) rmSync(sock, { force: true });
     };
     const arm = () => {
       clearTimeout(idle);
@@ -153,7 +197,6 @@ export async function serve(opts: ServerOptions): Promise<void> {
     process.once('SIGINT', onSignal);
 
     const reply = (conn: Socket, body: Record<string, unknown>) => {
-      conn.on('error', () => {});
       conn.end(JSON.stringify({ v: client.PROTOCOL, ...body }));
     };
 
@@ -168,6 +211,9 @@ export async function serve(opts: ServerOptions): Promise<void> {
       stats.requests++;
       if (req.root !== root) return decline('a client of another rocmflow');
       if (!client.servable(req.argv)) return decline('not a plain run');
+      for (const k of new Set([...Object.keys(req.env), ...Object.keys(startEnv)])) {
+        if (FIXED_ENV.test(k) && req.env[k] !== startEnv[k]) return decline(`the client's ${k} is not the server's`);
+      }
       if (!current()) {
         setImmediate(() => stop('rocmflow changed on disk'));
         return decline('rocmflow changed on disk');
@@ -175,42 +221,54 @@ export async function serve(opts: ServerOptions): Promise<void> {
       forgetCodeHashes();
       forgetClosures();
       forgetPrivateDirs();
-      const savedEnv = process.env;
       const savedCwd = process.cwd();
       try {
         process.chdir(req.cwd);
       } catch {
         return decline(`cannot enter ${req.cwd}`);
       }
-      process.env = { ...req.env };
-      const out: string[] = [];
-      const err: string[] = [];
+      const savedEnv = { ...process.env };
+      const savedUmask = req.umask === null ? null : process.umask(req.umask);
+      const output: [1 | 2, string][] = [];
       let size = 0;
-      const add = (buf: string[], s: string) => {
-        size += s.length;
-        buf.push(s);
+      const add = (fd: 1 | 2, s: string) => {
+        size += Buffer.byteLength(s) + 16;
+        if (size <= MAX_REPLY) output.push([fd, s]);
       };
+      // what the request's code prints (its config's console.log, a warning) goes where the CLI would print it
+      const capture = (fd: 1 | 2) => ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+        add(fd, typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+        const cb = rest.find((x) => typeof x === 'function') as (() => void) | undefined;
+        cb?.();
+        return true;
+      }) as typeof process.stdout.write;
+      process.stdout.write = capture(1);
+      process.stderr.write = capture(2);
+      setEnv(req.env);
       const color = req.stdoutTTY && !('NO_COLOR' in req.env) && req.env.TERM !== 'dumb';
       const io: CommandIO = {
-        out: (line) => add(out, line + '\n'),
-        err: (line) => add(err, line + '\n'),
+        out: (line) => add(1, line + '\n'),
+        err: (line) => add(2, line + '\n'),
         cwd: req.cwd,
         env: process.env,
         color,
         signal: new AbortController().signal,
         onlyFresh: true,
-        stdout: { isTTY: req.stdoutTTY, columns: req.columns, write: (s: string | Uint8Array) => (add(out, String(s)), true) } as never,
+        stdout: { isTTY: req.stdoutTTY, columns: req.columns, write: (s: string | Uint8Array) => (add(1, String(s)), true) } as never,
       };
       try {
         const code = await runCommand.run(req.argv.slice(1), io);
         if (code !== 0) return decline(`exit code ${code}`);
-        if (size > MAX_OUTPUT) return decline('output too large');
+        if (size > MAX_REPLY) return decline('output too large');
         stats.served++;
-        return { served: true, code, out: out.join(''), err: err.join('') };
+        return { served: true, code, output };
       } catch (e) {
-        return decline(e instanceof NotANoOp ? e.message : `error: ${(e as Error)?.message ?? e}`);
+        return decline(e instanceof NotANoOp ? e.message : `error: ${String((e as Error)?.message ?? e).split('\n')[0]}`);
       } finally {
-        process.env = savedEnv;
+        process.stdout.write = write.out;
+        process.stderr.write = write.err;
+        setEnv(savedEnv);
+        if (savedUmask !== null) process.umask(savedUmask);
         try {
           process.chdir(savedCwd);
         } catch {}
@@ -219,15 +277,19 @@ export async function serve(opts: ServerOptions): Promise<void> {
 
     // the client half-closes after its request and waits for the reply: keep our side open until then
     server = createServer({ allowHalfOpen: true }, (conn) => {
+      conns.add(conn);
+      conn.on('close', () => conns.delete(conn));
+      conn.on('error', () => {});
+      conn.setTimeout(REQUEST_TIMEOUT_MS, () => conn.destroy());
       const chunks: Buffer[] = [];
       let size = 0;
-      conn.on('error', () => {});
       conn.on('data', (d: Buffer) => {
         size += d.length;
         if (size > MAX_REQUEST) conn.destroy();
         else chunks.push(d);
       });
       conn.on('end', () => {
+        conn.setTimeout(0);
         let msg: Record<string, unknown>;
         try {
           msg = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -241,12 +303,16 @@ export async function serve(opts: ServerOptions): Promise<void> {
           return stop('asked to');
         }
         if (!isRunRequest(msg)) return reply(conn, decline('not a run request'));
+        // one at a time; a second client runs the command itself rather than wait behind the first
+        if (busy || stopping) return reply(conn, decline(busy ? 'busy with another request' : 'stopping'));
+        busy = true;
         arm();
-        queue = queue.then(async () => {
-          const body = stopping ? { served: false, why: 'stopping' } : await answer(msg as unknown as RunRequest);
+        void answer(msg).then((body) => {
+          busy = false;
           reply(conn, body);
           arm();
           if (opts.maxRequests && stats.requests >= opts.maxRequests) stop(`${stats.requests} requests served`);
+          else if (process.memoryUsage().rss > MAX_RSS) stop(`memory above ${MAX_RSS >> 20} MiB`);
         });
       });
     });
@@ -254,14 +320,16 @@ export async function serve(opts: ServerOptions): Promise<void> {
       log(`error: ${e.message}`);
       stop('socket error');
     });
+    // made 0600 from the start (the directory is 0700 besides)
+    const umask = process.umask(0o077);
     server.listen(sock, () => {
-      chmodSync(sock, 0o600);
+      process.umask(umask);
+      ownSocket = lstatSync(sock).ino;
       log(`listening on ${sock} (pid ${process.pid})`);
       arm();
     });
   });
   await stopped;
-  await queue;
 }
 
 /** What a running server says of itself, or null when none answers. */

@@ -10,9 +10,11 @@ import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync }
 import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { isBuiltin } from 'node:module';
 import { RocmflowError } from '../errors.js';
 import { RUNNING_ROOT, SOURCE_ROOT } from './source-root.js';
 import { privateDir } from './private-dir.js';
+import { isLongLived } from './long-lived.js';
 
 export function needsCompile(file: string): boolean {
   return /\.(c|m)?ts$/.test(file);
@@ -55,25 +57,81 @@ export function fileStamp(f: string): string {
   }
 }
 
-function cached(file: string): { entry: string | null; code: string | null } {
-  const dir = privateDir(CACHE_DIR);
-  if (!dir) return { entry: null, code: null };
-  // the bundle names this rocmflow build's modules by path: key on both
-  const entry = join(dir, `${createHash('sha256').update(`${file}\0${RUNNING_ROOT}`).digest('hex').slice(0, 24)}.json`);
-  try {
-    const c = JSON.parse(readFileSync(entry, 'utf8')) as { inputs: Record<string, string>; code: string };
-    if (Object.entries(c.inputs).every(([f, st]) => fileStamp(f) === st)) return { entry, code: c.code };
-  } catch {}
-  return { entry, code: null };
+interface CacheEntry {
+  inputs: Record<string, string>;
+  code: string;
+  /** In a long-lived process: what in the bundle it could not follow when it changes (see followProblems). */
+  problems?: string[];
 }
 
-async function compile(file: string, entry: string | null): Promise<string> {
+function cached(file: string): { entry: string | null; hit: CacheEntry | null } {
+  const dir = privateDir(CACHE_DIR);
+  if (!dir) return { entry: null, hit: null };
+  // the bundle names this rocmflow build's modules by path: key on both (and on the
+  // long-lived process's kind of bundle, which differs: see compile)
+  const entry = join(dir, `${createHash('sha256').update(`${file}\0${RUNNING_ROOT}${isLongLived() ? '\0long-lived' : ''}`).digest('hex').slice(0, 24)}.json`);
+  try {
+    const c = JSON.parse(readFileSync(entry, 'utf8')) as CacheEntry;
+    if (isLongLived() && !Array.isArray(c.problems)) return { entry, hit: null };
+    if (Object.entries(c.inputs).every(([f, st]) => fileStamp(f) === st)) return { entry, hit: c };
+  } catch {}
+  return { entry, hit: null };
+}
+
+/**
+ * Files that change how a bundle's imports resolve without being among its
+ * inputs: every package.json (`imports`, `exports`, `type`) and
+ * tsconfig/jsconfig (`paths`, `baseUrl`) from each input's directory up.
+ */
+function resolutionFiles(inputs: readonly string[]): string[] {
+  const dirs = new Set<string>();
+  for (const f of inputs) for (let d = dirname(f); !dirs.has(d); d = dirname(d)) {
+    dirs.add(d);
+    if (d === dirname(d)) break;
+  }
+  return [...dirs].flatMap((d) => ['package.json', 'tsconfig.json', 'jsconfig.json'].map((n) => join(d, n)));
+}
+
+const JS = /\.(c|m)?js$/;
+
+/**
+ * What a long-lived process could not see change in a bundle: an npm
+ * package it imports (Node keeps the first one it loaded), a `require()` or
+ * `import()` of anything but a Node built-in, and for JavaScript files what
+ * Node itself would not load the way the bundler did (a bare name or `#`
+ * import resolved by a tsconfig or package.json mapping, JSON without
+ * `with { type: 'json' }`). The server declines a run whose config or
+ * plugins have any, and the CLI loads them as it always does.
+ */
+function followProblems(meta: { inputs: Record<string, { imports: { path: string; external?: boolean; original?: string; with?: Record<string, string> }[] }> }, code: string): string[] {
+  const problems: string[] = [];
+  for (const [from, input] of Object.entries(meta.inputs)) {
+    const js = JS.test(from);
+    for (const imp of input.imports) {
+      const spec = imp.original ?? imp.path;
+      if (imp.external) {
+        if (!isBuiltin(imp.path) && !imp.path.startsWith(RUNNING_ROOT + '/')) problems.push(`imports the package ${spec}`);
+      } else if (js && !/^[./]/.test(spec)) problems.push(`imports ${spec} through a bundler mapping Node does not apply`);
+      else if (js && imp.path.endsWith('.json') && imp.with?.type !== 'json') problems.push(`imports ${spec} without with { type: 'json' }`);
+    }
+  }
+  for (const m of code.matchAll(/\b(require|import)\s*\(\s*(?:(["'])([^"'\\]*)\2\s*\))?/g)) {
+    if (m[3] === undefined || !(isBuiltin(m[3]) || m[3].startsWith(RUNNING_ROOT + '/'))) problems.push(`calls ${m[1]}(${m[3] === undefined ? '…' : JSON.stringify(m[3])})`);
+  }
+  return [...new Set(problems)];
+}
+
+async function compile(file: string, entry: string | null): Promise<CacheEntry> {
   const { build } = await import('esbuild');
-  let code: string;
+  const longLived = isLongLived();
+  // a long-lived process bundles JavaScript too, to see it change, and must then not lend it what
+  // Node would not give it (require, __dirname); nor keep source maps it has no use for
+  const js = JS.test(file);
+  let result: CacheEntry;
   try {
     const out = await build({
       entryPoints: [file], bundle: true, write: false, platform: 'node', format: 'esm', target: 'node20', metafile: true,
-      packages: 'external', logLevel: 'silent', sourcemap: 'inline',
+      packages: 'external', logLevel: 'silent', sourcemap: longLived ? false : 'inline',
       // the metafile's paths are relative to this, not to wherever the process is now (module-closure.ts)
       absWorkingDir: '/',
       plugins: [
@@ -88,13 +146,20 @@ async function compile(file: string, entry: string | null): Promise<string> {
         },
       ],
       // CommonJS habits (require, __dirname) keep working as they do under tsx
-      banner: { js: "import { createRequire as __rocmflowRequire } from 'node:module'; const require = __rocmflowRequire(import.meta.url);" },
+      ...(longLived && js
+        ? {}
+        : { banner: { js: "import { createRequire as __rocmflowRequire } from 'node:module'; const require = __rocmflowRequire(import.meta.url);" } }),
       // keep import.meta.dirname/url meaning the original file's location
-      define: { __dirname: JSON.stringify(dirname(file)), __filename: JSON.stringify(file), 'import.meta.dirname': JSON.stringify(dirname(file)), 'import.meta.filename': JSON.stringify(file), 'import.meta.url': JSON.stringify(pathToFileURL(file).href) },
+      define: {
+        ...(longLived && js ? {} : { __dirname: JSON.stringify(dirname(file)), __filename: JSON.stringify(file) }),
+        'import.meta.dirname': JSON.stringify(dirname(file)), 'import.meta.filename': JSON.stringify(file), 'import.meta.url': JSON.stringify(pathToFileURL(file).href),
+      },
     });
-    code = out.outputFiles[0]!.text;
-    const inputs = Object.fromEntries(Object.keys(out.metafile!.inputs).map((f) => resolve('/', f)).map((f) => [f, fileStamp(f)]));
-    if (entry) writeCacheEntry(entry, JSON.stringify({ inputs, code }));
+    const code = out.outputFiles[0]!.text;
+    const sources = Object.keys(out.metafile!.inputs).map((f) => resolve('/', f));
+    const inputs = Object.fromEntries([...sources, ...resolutionFiles(sources)].map((f) => [f, fileStamp(f)]));
+    result = { inputs, code, ...(longLived ? { problems: followProblems(out.metafile as never, code) } : {}) };
+    if (entry) writeCacheEntry(entry, JSON.stringify(result));
   } catch (e) {
     if (e instanceof RocmflowError) throw e;
     const first = (e as { errors?: { text: string; location?: { file: string; line: number } }[] }).errors?.[0];
@@ -102,7 +167,7 @@ async function compile(file: string, entry: string | null): Promise<string> {
     const where = first.location ? `${first.location.file}:${first.location.line}: ` : '';
     throw new RocmflowError('E_COMPILE', `${file}: ${where}${first.text}`, { exitCode: 2 });
   }
-  return code;
+  return result;
 }
 
 /** Write a per-user cache entry whole (a temp name, then a rename), or not at all. */
@@ -118,8 +183,10 @@ export function writeCacheEntry(entry: string, json: string): void {
 }
 
 async function importTypeScript(file: string): Promise<Record<string, unknown>> {
-  const hit = cached(file);
-  const code = hit.code ?? (await compile(file, hit.entry));
+  const { entry, hit } = cached(file);
+  const bundle = hit ?? (await compile(file, entry));
+  if (bundle.problems?.length) throw new Error(`${file} ${bundle.problems[0]}: a long-lived process cannot see that change`);
+  const code = bundle.code;
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.mjs`);
   writeFileSync(tmp, code);
   try {
@@ -129,22 +196,16 @@ async function importTypeScript(file: string): Promise<Record<string, unknown>> 
   }
 }
 
-let longLived = false;
-
 /**
- * In a long-lived process (the server) every config and plugin file that is
- * not rocmflow's own goes through the bundler, JavaScript too: Node's module
- * cache would keep answering with the file as it was at first import, and
- * its imports with it, while the bundle is checked against the size and
- * mtime of every file in it on each load.
+ * import() a config or plugin file, compiling TypeScript first. In a
+ * long-lived process (the server) every file that is not rocmflow's own
+ * goes through the bundler, JavaScript too: Node's module cache would keep
+ * answering with the file as it was at first import, and its imports with
+ * it, while a bundle is checked against every file that went into it on
+ * each load (and refused when it holds what cannot be checked).
  */
-export function bundleEveryImport(): void {
-  longLived = true;
-}
-
-/** import() a config or plugin file, compiling TypeScript first. */
 export async function importFile(file: string): Promise<Record<string, unknown>> {
-  if (!process.env.ROCMFLOW_NO_BUILD_CACHE && (needsCompile(file) || (longLived && !file.startsWith(RUNNING_ROOT + '/')))) return importTypeScript(file);
+  if (isLongLived() ? !file.startsWith(RUNNING_ROOT + '/') : needsCompile(file) && !process.env.ROCMFLOW_NO_BUILD_CACHE) return importTypeScript(file);
   return import(pathToFileURL(file).href);
 }
 

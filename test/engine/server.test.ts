@@ -175,6 +175,45 @@ describe('rocmflow server', () => {
     expect(status(ws, tmp)).toMatchObject({ requests: 7, served: 4 });
   });
 
+  it('declines what it could not see change (an npm package a config imports, a computed import), and follows the client\'s HOME and output', () => {
+    const { ws, tmp } = setup();
+    // a config that prints and reads HOME through os.homedir(), which reads the process's real environment
+    writeFileSync(join(ws, 'rocmflow.config.ts'), `import { homedir } from 'node:os';\nconsole.log('config: loaded');\nconsole.error('config: a warning');\nexport default { target: 'cpu', plugins: ['./tasks.ts'], cacheDir: homedir() + '/cache' };\n`);
+    mkdirSync(join(ws, 'home-a'));
+    mkdirSync(join(ws, 'home-b'));
+    age(ws);
+    start(ws, tmp);
+    const a = env(tmp, { HOME: join(ws, 'home-a') });
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], a))).toEqual({ count: 'ran', word: 'ran' });
+    const served = rocmflow(ws, ['run', 'word', '--json'], a);
+    expect(states(served)).toEqual({ count: 'fresh', word: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ served: 1 });
+    // what the config printed reaches the client, as it does without a server
+    expect(served.stdout.split('\n')[0]).toBe('config: loaded');
+    expect(served.stderr).toBe('config: a warning\n');
+    // another HOME: another cache, so nothing is fresh there
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp, { HOME: join(ws, 'home-b') })))).toEqual({ count: 'ran', word: 'ran' });
+    expect(status(ws, tmp)).toMatchObject({ served: 1, lastDeclined: expect.stringContaining('no cache index') });
+    // sources run through tsx are not the server's: the client does not ask
+    expect(rocmflow(ws, ['run', 'word', '--json'], { ...a, ROCMFLOW_NO_BUILD_CACHE: '1' }).code).toBe(0);
+    expect(status(ws, tmp)).toMatchObject({ requests: 3 });
+
+    // an npm package imported by the config: Node would keep the first one it loaded
+    mkdirSync(join(ws, 'node_modules/shared'), { recursive: true });
+    writeFileSync(join(ws, 'node_modules/shared/package.json'), JSON.stringify({ name: 'shared', type: 'module', main: 'index.js' }));
+    writeFileSync(join(ws, 'node_modules/shared/index.js'), `export const word = 'shared';\n`);
+    edit(ws, 'rocmflow.config.ts', `import { homedir } from 'node:os';\nimport { word } from 'shared';\nexport default { target: 'cpu', plugins: ['./tasks.ts'], cacheDir: homedir() + '/cache', tasks: { word: { word } } };\n`);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], a))).toEqual({ count: 'fresh', word: 'ran' });
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], a))).toEqual({ count: 'fresh', word: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ served: 1, lastDeclined: expect.stringContaining('imports the package shared') });
+    // a computed import
+    edit(ws, 'rocmflow.config.ts', `import { homedir } from 'node:os';\nconst m = './word' + '.mjs';\nconst { word } = await import(m);\nexport default { target: 'cpu', plugins: ['./tasks.ts'], cacheDir: homedir() + '/cache', tasks: { word: { word } } };\n`);
+    edit(ws, 'word.mjs', `export const word = 'computed';\n`);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], a))).toEqual({ count: 'fresh', word: 'ran' });
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], a))).toEqual({ count: 'fresh', word: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ served: 1, lastDeclined: expect.stringContaining('calls import(') });
+  });
+
   it('stops on request and when asked twice to start runs one; a socket directory another user could write is not used', () => {
     const { ws, tmp } = setup();
     start(ws, tmp);

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command, CommandIO } from '../command.js';
 import { COMMON_FLAGS, intFlag, parseArgs } from '../args.js';
 import { openSession } from '../session.js';
 import { TaskGraph } from '../../graph/task-graph.js';
 import { resolveTarget } from '../../plugin/select-target.js';
-import { Executor } from '../../engine/executor.js';
+import { Executor, NotANoOp } from '../../engine/executor.js';
 import { planRun } from '../../engine/plan.js';
 import type { RunEvent, TaskState } from '../../engine/events.js';
 import { TerminalReporter } from '../../report/terminal-reporter.js';
@@ -69,6 +71,8 @@ async function runWith(
   for (const f of forceNamed) if (!graph.has(f)) throw usageError('E_USAGE', `run: --force ${f}: not among the selected tasks`);
   const force = new Set<string>(forceAll ? graph.order : forceNamed.flatMap((f) => [f, ...graph.dependents(f)]));
   const { target, reason } = await resolveTarget(config.target, registry, { targetOptions: config.targets, env: io.env });
+  // the server (onlyFresh) makes nothing, not even a new cache's index: a first run is never a no-op
+  if (io.onlyFresh && !existsSync(join(config.cacheDir, 'index.sqlite'))) throw new NotANoOp(`no cache index in ${config.cacheDir} yet`);
   const index = await session.index();
   const json = !!flags.json;
   const reporter = json ? null : new TerminalReporter(io.stdout ?? process.stdout, { color: io.color, verbose: !!flags.verbose });

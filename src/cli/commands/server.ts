@@ -57,7 +57,8 @@ rocmflow's sources change. ROCMFLOW_NO_SERVER=1 bypasses it.`,
       const logFile = sock.replace(/\.sock$/, '.log');
       let fd: number;
       try {
-        fd = openSync(logFile, 'a', 0o600);
+        // each server's own log: the last one's is not kept
+        fd = openSync(logFile, 'w', 0o600);
       } catch (e) {
         throw new RocmflowError('E_SERVER', `server: cannot write its log in ${dirname(sock)}: ${(e as Error).message}`);
       }
@@ -69,8 +70,9 @@ rocmflow's sources change. ROCMFLOW_NO_SERVER=1 bypasses it.`,
       child.on('exit', (code) => (exited = code ?? 1));
       child.unref();
       for (let i = 0; i < 300 && exited === null; i++) {
-        if (await server.serverStatus()) {
-          io.out(`rocmflow server: started (pid ${child.pid}); \`rocmflow run\` asks it first (log: ${logFile})`);
+        const s = await server.serverStatus();
+        if (s) {
+          io.out(`rocmflow server: started (pid ${s.pid}); \`rocmflow run\` asks it first (log: ${logFile})`);
           return 0;
         }
         await new Promise((r) => setTimeout(r, 100));
