@@ -232,6 +232,12 @@ export class Executor {
     const verdict = verdictFor({ forced, uncacheable, key, prev, outputsOnDisk: () => diskMatches(outDir, outputs, prev!.disk) });
     if (verdict !== 'fresh' && this.o.onlyFresh) throw new NotANoOp(`${name}: ${verdict === 'lookup' ? 'not fresh' : 'must run'}`);
     if (verdict === 'fresh') {
+      // the same contents under new stamps (a ctime moved: a hard link made and removed, a chmod back and forth):
+      // remember the new ones, or every later no-op looks each file up in the stat cache again
+      if (fp.stamps !== prev!.stamps) {
+        if (this.o.onlyFresh) throw new NotANoOp(`${name}: inputs unchanged under new stamps (the CLI records them)`);
+        await index.set('state', stateKey, { ...prev!, stamps: fp.stamps, at: new Date().toISOString() } satisfies TaskStateRecord);
+      }
       return this.finish(name, { state: 'fresh', ms: performance.now() - start, manifestDigest: prev!.manifestDigest, summary: prev!.summary, facts: prev!.facts }, { key });
     }
     if (verdict === 'lookup') {

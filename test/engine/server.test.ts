@@ -148,7 +148,7 @@ describe('rocmflow server', () => {
     expect(status(ws, tmp)).toMatchObject({ served: 2 });
   });
 
-  it('answers a task with thousands of inputs (its state is kept parsed between requests) and declines once one of them changes', () => {
+  it('answers a task with thousands of inputs (its state is kept parsed between requests) and declines once one of them changes', async () => {
     const files: Record<string, string> = {};
     for (let i = 0; i < 1500; i++) files[`many/d${i % 30}/f${i}.txt`] = `file ${i}`;
     const ws = workspace({
@@ -170,9 +170,19 @@ describe('rocmflow server', () => {
     // the new state, not the one kept from before
     expect(states(rocmflow(ws, ['run', 'many', '--json'], env(tmp)))).toEqual({ many: 'fresh' });
     expect(status(ws, tmp)).toMatchObject({ requests: 6, served: 4 });
+    // the same contents under a new ctime (a hard link made and removed): the CLI hashes the file, finds
+    // the task fresh and records the new stamps, after which the server answers again (it declines a
+    // state whose stamps are not the files' own: it does not write them)
+    const { linkSync, unlinkSync } = await import('node:fs');
+    linkSync(join(ws, 'many/d5/f5.txt'), join(ws, 'link'));
+    unlinkSync(join(ws, 'link'));
+    expect(states(rocmflow(ws, ['run', 'many', '--json'], env(tmp)))).toEqual({ many: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ requests: 7, served: 4, lastDeclined: expect.stringContaining('1 input file(s) changed') });
+    expect(states(rocmflow(ws, ['run', 'many', '--json'], env(tmp)))).toEqual({ many: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ requests: 8, served: 5 });
     rmSync(join(ws, 'many/d3/f3.txt'));
     expect(states(rocmflow(ws, ['run', 'many', '--json'], env(tmp)))).toEqual({ many: 'ran' });
-    expect(status(ws, tmp)).toMatchObject({ requests: 7, served: 4 });
+    expect(status(ws, tmp)).toMatchObject({ requests: 9, served: 5 });
   });
 
   it('declines what it could not see change (an npm package a config imports, a computed import), and follows the client\'s HOME and output', () => {
