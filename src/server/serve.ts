@@ -133,6 +133,10 @@ async function codeCheck(): Promise<() => boolean> {
   return same;
 }
 
+function processListeners(): number {
+  return process.eventNames().reduce((n, e) => n + process.listenerCount(e), 0);
+}
+
 /** Make process.env (the real environment, which os.homedir(), os.tmpdir() and TZ read) hold exactly `env`. */
 function setEnv(env: Record<string, string | undefined>): void {
   for (const k of Object.keys(process.env)) if (!(k in env)) delete process.env[k];
@@ -307,12 +311,15 @@ export async function serve(opts: ServerOptions): Promise<void> {
         if (busy || stopping) return reply(conn, decline(busy ? 'busy with another request' : 'stopping'));
         busy = true;
         arm();
+        const listeners = processListeners();
         void answer(msg).then((body) => {
           busy = false;
           reply(conn, body);
           arm();
           if (opts.maxRequests && stats.requests >= opts.maxRequests) stop(`${stats.requests} requests served`);
           else if (process.memoryUsage().rss > MAX_RSS) stop(`memory above ${MAX_RSS >> 20} MiB`);
+          // a config or plugin that hooks the process on load would do it again on every request
+          else if (processListeners() > listeners) stop('the request left listeners on the process (a config or plugin adds them when loaded)');
         });
       });
     });

@@ -224,6 +224,15 @@ describe('rocmflow server', () => {
     expect(status(ws, tmp)).toMatchObject({ served: 1, lastDeclined: expect.stringContaining('calls import(') });
   });
 
+  it('stops when a request leaves listeners on the process (a config that hooks it on load would, every time)', () => {
+    const { ws, tmp } = setup();
+    edit(ws, 'rocmflow.config.ts', `process.on('exit', () => {});\nexport default { target: 'cpu', plugins: ['./tasks.ts'] };\n`);
+    start(ws, tmp);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'ran', word: 'ran' });
+    expect(status(ws, tmp)).toEqual({ running: false });
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'fresh' });
+  });
+
   it('stops on request and when asked twice to start runs one; a socket directory another user could write is not used', () => {
     const { ws, tmp } = setup();
     start(ws, tmp);
