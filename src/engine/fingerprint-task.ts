@@ -9,7 +9,8 @@ import { digestEntries, type StatStamp } from '../fingerprint/file-digests.js';
 import { canonicalJson, sha256 } from '../util/canonical.js';
 import type { FingerprintRecord } from '../fingerprint/record.js';
 import { toolVersions } from '../fingerprint/tools.js';
-import { expandInputs, type InputEntry } from '../fingerprint/walk.js';
+import { expandInputs, walkAhead, type InputEntry } from '../fingerprint/walk.js';
+import { isLongLived } from '../util/long-lived.js';
 import { PACKAGE_ROOT, type LoadedTask } from '../plugin/load.js';
 import { moduleClosure } from '../util/module-closure.js';
 import { SOURCE_ROOT, sourceOf } from '../util/source-root.js';
@@ -128,7 +129,10 @@ export async function fingerprintTask(opts: {
     if (isRocmflowError(e)) throw e;
     throw new RocmflowError('E_TASK_INPUTS', `task ${task.def.name}: inputs() failed: ${(e as Error).message}`, { cause: e });
   }
-  const entries = expandInputs(inputs.files ?? [], ctx.projectRoot, task.def.name);
+  const patterns = inputs.files ?? [];
+  // the server walks on every core (its workers live as long as it does; a cold process's would cost more than they save)
+  const walked = isLongLived() && patterns.length ? await walkAhead(patterns, ctx.projectRoot, (await import('../fingerprint/walk-pool.js')).walkTreeParallel) : undefined;
+  const entries = expandInputs(patterns, ctx.projectRoot, task.def.name, walked);
   const { digests, stamps } = await digestEntries(entries, { index, previous: opts.previousStamps, onProgress: opts.onHashProgress, beforeHashing: opts.beforeHashing });
   // input keys are file names: no prototype, so a file named __proto__ is keyed like any other
   const files: Record<string, string> = Object.create(null);

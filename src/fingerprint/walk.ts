@@ -66,7 +66,7 @@ function bytesKey(path: Buffer, root: string): string {
  * bytes, and that name's path stays bytes from there down, so it is neither
  * lost nor confused with another.
  */
-function walkDir(dir: string | Buffer, root: string, out: InputEntry[], filter?: RegExp, base?: string): void {
+export function walkDir(dir: string | Buffer, root: string, out: InputEntry[], filter?: RegExp, base?: string, defer?: (sub: string | Buffer) => void): void {
   let names: (string | Buffer)[];
   try {
     names = typeof dir === 'string' ? readdirSync(dir) : readdirSync(dir, { encoding: 'buffer' });
@@ -83,7 +83,11 @@ function walkDir(dir: string | Buffer, root: string, out: InputEntry[], filter?:
       p = d[d.length - 1] === 0x2f ? Buffer.concat([d, name]) : Buffer.concat([d, SLASH, name]);
     }
     const st = lstatSync(p);
-    if (st.isDirectory()) walkDir(p, root, out, filter, base);
+    if (st.isDirectory()) {
+      // the walk's own order does not matter: expandInputs sorts what it found
+      if (defer) defer(p);
+      else walkDir(p, root, out, filter, base);
+    }
     else {
       if (filter) {
         const ps = typeof p === 'string' ? p : p.toString('utf8');
@@ -99,8 +103,14 @@ function walkDir(dir: string | Buffer, root: string, out: InputEntry[], filter?:
  * Expand `patterns` against `root`. A missing plain path is an error naming
  * the task; a glob that matches nothing is fine (the empty set is hashed).
  */
-export function expandInputs(patterns: readonly string[], root: string, task: string): InputEntry[] {
+export function expandInputs(patterns: readonly string[], root: string, task: string, walked?: Walked): InputEntry[] {
   const out: InputEntry[] = [];
+  // a walk done beforehand (walkAhead), else done here
+  const walk = (dir: string, filter?: RegExp, base?: string) => {
+    const done = walked?.get(walkKey(dir, filter, base));
+    if (done) out.push(...done);
+    else walkDir(dir, root, out, filter, base);
+  };
   for (const [i, pattern] of patterns.entries()) {
     const abs = isAbsolute(pattern) ? pattern : resolve(root, pattern);
     const from = out.length;
@@ -123,7 +133,7 @@ export function expandInputs(patterns: readonly string[], root: string, task: st
       const base = parts.slice(0, i).join('/') || '/';
       const re = globToRegExp(parts.slice(i).join('/'));
       // no base directory: no matches (errors inside the walk are not swallowed)
-      if (lstatSync(base, { throwIfNoEntry: false })?.isDirectory()) walkDir(base, root, out, re, base);
+      if (lstatSync(base, { throwIfNoEntry: false })?.isDirectory()) walk(base, re, base);
       outside();
       continue;
     }
@@ -133,7 +143,7 @@ export function expandInputs(patterns: readonly string[], root: string, task: st
     } catch {
       throw new RocmflowError('E_INPUT', `task ${task}: input ${pattern} does not exist`);
     }
-    if (st.isDirectory()) walkDir(abs, root, out);
+    if (st.isDirectory()) walk(abs);
     else {
       const e = entryOf(abs, st, root);
       if (e) out.push(e);
@@ -142,4 +152,41 @@ export function expandInputs(patterns: readonly string[], root: string, task: st
   }
   out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return out.filter((e, i) => i === 0 || out[i - 1]!.key !== e.key);
+}
+
+/** Walks done ahead of expandInputs, by walkKey. */
+export type Walked = Map<string, InputEntry[]>;
+
+function walkKey(dir: string, filter?: RegExp, base?: string): string {
+  return `${dir}\0${filter ? `${filter.source}\0${filter.flags}` : ''}\0${base ?? ''}`;
+}
+
+/**
+ * The directory walks expandInputs will make for `patterns`, done ahead by
+ * `walkTree` (the server's walk on every core, fingerprint/walk-pool.ts).
+ * Only the walks are done here; everything else (the keys of files outside
+ * the project, missing inputs, the order) is expandInputs' own.
+ */
+export async function walkAhead(
+  patterns: readonly string[],
+  root: string,
+  walkTree: (dir: string, root: string, filter: RegExp | undefined, base: string | undefined) => Promise<InputEntry[]>,
+): Promise<Walked> {
+  const walked: Walked = new Map();
+  for (const pattern of patterns) {
+    const abs = isAbsolute(pattern) ? pattern : resolve(root, pattern);
+    let dir: string;
+    let filter: RegExp | undefined;
+    let base: string | undefined;
+    if (isGlob(pattern)) {
+      const parts = abs.split('/');
+      const i = parts.findIndex((p) => isGlob(p));
+      base = dir = parts.slice(0, i).join('/') || '/';
+      filter = globToRegExp(parts.slice(i).join('/'));
+    } else dir = abs;
+    if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) continue;
+    const key = walkKey(dir, filter, base);
+    if (!walked.has(key)) walked.set(key, await walkTree(dir, root, filter, base));
+  }
+  return walked;
 }

@@ -300,12 +300,13 @@ export async function serve(opts: ServerOptions): Promise<void> {
         } catch {
           return reply(conn, { served: false, why: 'not JSON' });
         }
-        if (msg?.v !== client.PROTOCOL) return reply(conn, { served: false, why: `protocol ${String(msg?.v)}, not ${client.PROTOCOL}` });
-        if (msg.type === 'status') return reply(conn, { ...stats });
-        if (msg.type === 'stop') {
+        // status and stop in any protocol version: a client of a newer rocmflow can still see and stop this one
+        if (msg?.type === 'status') return reply(conn, { ...stats });
+        if (msg?.type === 'stop') {
           reply(conn, { stopping: true });
           return stop('asked to');
         }
+        if (msg?.v !== client.PROTOCOL) return reply(conn, { served: false, why: `protocol ${String(msg?.v)}, not ${client.PROTOCOL}` });
         if (!isRunRequest(msg)) return reply(conn, decline('not a run request'));
         // one at a time; a second client runs the command itself rather than wait behind the first
         if (busy || stopping) return reply(conn, decline(busy ? 'busy with another request' : 'stopping'));
@@ -344,7 +345,8 @@ export async function serverStatus(): Promise<ServerStats | null> {
   const client = await clientModule();
   const sock = client.socketPath(packageRoot());
   if (!client.trustedSocket(sock)) return null;
-  return (await client.request(sock, { type: 'status' }, 5000)) as ServerStats | null;
+  const r = await client.request(sock, { type: 'status' }, 5000);
+  return r && typeof r.pid === 'number' ? (r as unknown as ServerStats) : null;
 }
 
 /** Ask the running server to stop; true when one did. */
