@@ -16,8 +16,9 @@ import type { InputEntry } from './walk.js';
  */
 export type StatStamp = string;
 
-function stampPrefix(e: InputEntry): string {
-  return `${e.size}:${e.mtimeMs}:${e.ctimeMs}:${e.ino}:${e.dev}:`;
+/** The stamp's part before the digest. Writing the two fractional times is most of a no-op's check, so the server's walk workers write it ahead (walk-pool.ts). */
+export function stampPrefix(e: InputEntry): string {
+  return e.stampPrefix ?? `${e.size}:${e.mtimeMs}:${e.ctimeMs}:${e.ino}:${e.dev}:`;
 }
 
 export function makeStamp(e: InputEntry, digest: string): StatStamp {

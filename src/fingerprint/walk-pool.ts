@@ -16,22 +16,23 @@ import { walkDir, type InputEntry } from './walk.js';
 // no require(): evaluated as CommonJS or, under --input-type=module, as a module
 const WORKER_SRC = `
 import('node:worker_threads').then(({ parentPort, workerData }) => {
-let walkDir;
+let walkDir, stampPrefix;
 parentPort.on('message', async ({ id, dirs, root, source, flags, base }) => {
   try {
     walkDir ??= (await import(workerData.walkUrl)).walkDir;
+    stampPrefix ??= (await import(workerData.digestsUrl)).stampPrefix;
     const filter = source === null ? undefined : new RegExp(source, flags);
     const out = [];
     for (const d of dirs) walkDir(typeof d === 'string' ? d : Buffer.from(d), root, out, filter, base === null ? undefined : base);
     const nums = new Float64Array(out.length * 6);
     const types = new Uint8Array(out.length);
-    const paths = [], keys = [], links = [];
+    const paths = [], keys = [], links = [], prefixes = [];
     out.forEach((e, i) => {
-      paths.push(e.path); keys.push(e.key); links.push(e.linkTarget === undefined ? null : e.linkTarget);
+      paths.push(e.path); keys.push(e.key); links.push(e.linkTarget === undefined ? null : e.linkTarget); prefixes.push(stampPrefix(e));
       types[i] = e.type === 'file' ? 0 : 1;
       nums[i * 6] = e.size; nums[i * 6 + 1] = e.mtimeMs; nums[i * 6 + 2] = e.ctimeMs; nums[i * 6 + 3] = e.ino; nums[i * 6 + 4] = e.dev; nums[i * 6 + 5] = e.mode;
     });
-    parentPort.postMessage({ id, paths, keys, links, types, nums }, [nums.buffer, types.buffer]);
+    parentPort.postMessage({ id, paths, keys, links, prefixes, types, nums }, [nums.buffer, types.buffer]);
   } catch (e) {
     parentPort.postMessage({ id, error: { message: String((e && e.message) || e), code: e && e.code } });
   }
@@ -44,6 +45,7 @@ interface Packed {
   paths: (string | Uint8Array)[];
   keys: string[];
   links: (string | null)[];
+  prefixes: string[];
   types: Uint8Array;
   nums: Float64Array;
   error?: { message: string; code?: string };
@@ -67,8 +69,9 @@ function workers(): Pool {
   const n = Math.max(2, Math.min(8, availableParallelism()));
   const p: Pool = { workers: [], pending: new Map(), next: 0 };
   const walkUrl = new URL('./walk.js', import.meta.url).href;
+  const digestsUrl = new URL('./file-digests.js', import.meta.url).href;
   for (let i = 0; i < n; i++) {
-    const w = new Worker(WORKER_SRC, { eval: true, workerData: { walkUrl } });
+    const w = new Worker(WORKER_SRC, { eval: true, workerData: { walkUrl, digestsUrl } });
     w.on('message', (r: Packed) => {
       const job = p.pending.get(r.id);
       p.pending.delete(r.id);
@@ -132,6 +135,7 @@ export async function walkTreeParallel(dir: string, root: string, filter: RegExp
         type: r.types[i] === 0 ? 'file' : 'symlink',
         size: n[i * 6]!, mtimeMs: n[i * 6 + 1]!, ctimeMs: n[i * 6 + 2]!, ino: n[i * 6 + 3]!, dev: n[i * 6 + 4]!, mode: n[i * 6 + 5]!,
         ...(link === null ? {} : { linkTarget: link }),
+        stampPrefix: r.prefixes[i]!,
       });
     }
   }

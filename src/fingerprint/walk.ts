@@ -29,6 +29,8 @@ export interface InputEntry {
   dev: number;
   mode: number;
   linkTarget?: string;
+  /** The stat cache's stamp prefix for these stats, when written ahead (fingerprint/file-digests.ts, stampPrefix). */
+  stampPrefix?: string;
 }
 
 // plain (not bigint) stats: a no-op run stats every input, and BigInt

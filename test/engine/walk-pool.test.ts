@@ -19,7 +19,9 @@ const SCRIPT = `
 const [mirror, root, ...patterns] = process.argv.slice(1);
 const { expandInputs, walkAhead } = await import(mirror + '/src/fingerprint/walk.js');
 const { walkTreeParallel } = await import(mirror + '/src/fingerprint/walk-pool.js');
-const show = (es) => es.map((e) => ({ ...e, path: typeof e.path === 'string' ? e.path : 'bytes:' + e.path.toString('hex') }));
+const { stampPrefix } = await import(mirror + '/src/fingerprint/file-digests.js');
+// the walk on every core writes each stamp prefix ahead: it must be the one written here
+const show = (es) => es.map(({ stampPrefix: ahead, ...e }) => ({ ...e, path: typeof e.path === 'string' ? e.path : 'bytes:' + e.path.toString('hex'), prefix: ahead ?? stampPrefix(e) }));
 const out = [];
 for (const p of patterns) {
   const one = expandInputs([p], root, 't');
