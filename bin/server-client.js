@@ -5,7 +5,7 @@
 // printed anything, and then the CLI runs as it always does. Plain
 // JavaScript with Node's modules alone: this runs before the compiled
 // mirror is checked.
-import { lstatSync, readFileSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -76,6 +76,24 @@ function umask() {
   }
 }
 
+/**
+ * What this process's paths lead to: its mount namespace, its root and its
+ * directory (device and inode). A client in another container or mount
+ * namespace that shares the socket's directory sees other files under the
+ * same names; the server declines then.
+ */
+export function fsView() {
+  const id = (p) => {
+    const st = statSync(p, { throwIfNoEntry: false });
+    return st ? `${st.dev}:${st.ino}` : null;
+  };
+  let ns = null;
+  try {
+    ns = readlinkSync('/proc/self/ns/mnt');
+  } catch {}
+  return { ns, root: id('/'), cwd: id('.') };
+}
+
 /** One JSON request, one JSON reply (or null: no server, a broken one, a reply of the wrong shape). */
 export function request(sock, message, timeoutMs = 60_000) {
   return new Promise((resolve) => {
@@ -120,7 +138,7 @@ export async function askServer(packageRoot, argv) {
   const sock = socketPath(packageRoot);
   if (!trustedSocket(sock)) return null;
   const reply = await request(sock, {
-    type: 'run', root: packageRoot, argv, cwd: process.cwd(), env: process.env, umask: umask(),
+    type: 'run', root: packageRoot, argv, cwd: process.cwd(), env: process.env, umask: umask(), view: fsView(),
     stdoutTTY: !!process.stdout.isTTY, columns: process.stdout.columns ?? 0,
   });
   if (!reply || reply.v !== PROTOCOL || reply.served !== true || !Number.isInteger(reply.code) || !Array.isArray(reply.output)) return null;

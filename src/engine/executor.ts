@@ -236,7 +236,9 @@ export class Executor {
       // remember the new ones, or every later no-op looks each file up in the stat cache again
       if (fp.stamps !== prev!.stamps) {
         if (this.o.onlyFresh) throw new NotANoOp(`${name}: inputs unchanged under new stamps (the CLI records them)`);
-        await index.set('state', stateKey, { ...prev!, stamps: fp.stamps, at: new Date().toISOString() } satisfies TaskStateRecord);
+        // over the state read above only: one that another process recorded meanwhile stays
+        const now = await index.get<TaskStateRecord>('state', stateKey);
+        if (now?.key === prev!.key && now.at === prev!.at) await index.set('state', stateKey, { ...prev!, stamps: fp.stamps, at: new Date().toISOString() } satisfies TaskStateRecord);
       }
       return this.finish(name, { state: 'fresh', ms: performance.now() - start, manifestDigest: prev!.manifestDigest, summary: prev!.summary, facts: prev!.facts }, { key });
     }

@@ -37,6 +37,9 @@ import { forgetCodeHashes } from '../engine/fingerprint-task.js';
 import { NotANoOp } from '../engine/executor.js';
 import { CacheIndex } from '../cache/cache-index.js';
 import type { CommandIO } from '../cli/command.js';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
 
 /** The client's module (bin/server-client.js): socket path, protocol, what may be served. */
 interface ClientModule {
@@ -45,6 +48,7 @@ interface ClientModule {
   socketPath(packageRoot: string): string;
   trustedSocket(sock: string): boolean;
   listening(sock: string): Promise<boolean>;
+  fsView(): { ns: string | null; root: string | null; cwd: string | null };
   request(sock: string, message: Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown> | null>;
 }
 
@@ -79,6 +83,7 @@ interface RunRequest {
   cwd: string;
   env: Record<string, string>;
   umask: number | null;
+  view: { ns: string | null; root: string | null; cwd: string | null };
   stdoutTTY: boolean;
   columns: number;
 }
@@ -89,6 +94,7 @@ function isRunRequest(x: unknown): x is RunRequest {
     typeof r === 'object' && r !== null && r.type === 'run' && typeof r.root === 'string' && Array.isArray(r.argv) && r.argv.every((a) => typeof a === 'string') &&
     typeof r.cwd === 'string' && r.cwd.startsWith('/') && typeof r.env === 'object' && r.env !== null && !Array.isArray(r.env) &&
     Object.values(r.env).every((v) => typeof v === 'string') && (r.umask === null || (Number.isInteger(r.umask) && r.umask >= 0 && r.umask <= 0o777)) &&
+    typeof r.view === 'object' && r.view !== null && ['ns', 'root', 'cwd'].every((k) => ['string', 'object'].includes(typeof (r.view as Record<string, unknown>)[k])) &&
     typeof r.stdoutTTY === 'boolean' && Number.isInteger(r.columns)
   );
 }
@@ -133,6 +139,36 @@ async function codeCheck(): Promise<() => boolean> {
   return same;
 }
 
+/** globalThis's own data properties, by name. */
+function globalsNow(): Map<string, unknown> {
+  const m = new Map<string, unknown>();
+  for (const n of Object.getOwnPropertyNames(globalThis)) {
+    const d = Object.getOwnPropertyDescriptor(globalThis, n);
+    m.set(n, d && 'value' in d ? d.value : GETTER);
+  }
+  return m;
+}
+const GETTER = Symbol('accessor');
+
+/**
+ * A name the request added to globalThis (removed again, so the next
+ * request does not find it), or one whose value it changed; null when it
+ * left globalThis as it was. Node's own lazy globals turn from accessors
+ * into values when first read: not a change.
+ */
+function globalsLeft(before: Map<string, unknown>): string | null {
+  let found: string | null = null;
+  for (const [n, v] of globalsNow()) {
+    if (!before.has(n)) {
+      found ??= n;
+      try {
+        delete (globalThis as Record<string, unknown>)[n];
+      } catch {}
+    } else if (before.get(n) !== GETTER && v !== GETTER && !Object.is(before.get(n), v)) found ??= n;
+  }
+  return found;
+}
+
 function processListeners(): number {
   return process.eventNames().reduce((n, e) => n + process.listenerCount(e), 0);
 }
@@ -173,6 +209,10 @@ export async function serve(opts: ServerOptions): Promise<void> {
   const startEnv = { ...process.env };
   const stats: ServerStats = { pid: process.pid, startedAt: new Date().toISOString(), requests: 0, served: 0, declined: 0 };
   const { runCommand } = await import('../cli/commands/run.js');
+  // rocmflow's own CommonJS dependencies that load on demand, loaded now: a module that
+  // appears in require.cache during a request is then the config's or a plugin's
+  await import('esbuild');
+  await import('cosmiconfig');
 
   let server: Server;
   let idle: NodeJS.Timeout | undefined;
@@ -231,6 +271,12 @@ export async function serve(opts: ServerOptions): Promise<void> {
       } catch {
         return decline(`cannot enter ${req.cwd}`);
       }
+      // the same files under the same names: the client's mount namespace, root and directory are ours
+      const here = client.fsView();
+      if (here.ns !== req.view.ns || here.root !== req.view.root || here.cwd !== req.view.cwd || here.cwd === null) {
+        process.chdir(savedCwd);
+        return decline('the client sees another file system (another mount namespace, root or directory)');
+      }
       const savedEnv = { ...process.env };
       const savedUmask = req.umask === null ? null : process.umask(req.umask);
       const output: [1 | 2, string][] = [];
@@ -260,14 +306,16 @@ export async function serve(opts: ServerOptions): Promise<void> {
         onlyFresh: true,
         stdout: { isTTY: req.stdoutTTY, columns: req.columns, write: (s: string | Uint8Array) => (add(1, String(s)), true) } as never,
       };
+      const modules = new Set(Object.keys(require.cache));
+      const globals = globalsNow();
+      let why: string | null = null;
+      let code = 1;
       try {
-        const code = await runCommand.run(req.argv.slice(1), io);
-        if (code !== 0) return decline(`exit code ${code}`);
-        if (size > MAX_REPLY) return decline('output too large');
-        stats.served++;
-        return { served: true, code, output };
+        code = await runCommand.run(req.argv.slice(1), io);
+        if (code !== 0) why = `exit code ${code}`;
+        else if (size > MAX_REPLY) why = 'output too large';
       } catch (e) {
-        return decline(e instanceof NotANoOp ? e.message : `error: ${String((e as Error)?.message ?? e).split('\n')[0]}`);
+        why = e instanceof NotANoOp ? e.message : `error: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
       } finally {
         process.stdout.write = write.out;
         process.stderr.write = write.err;
@@ -277,6 +325,16 @@ export async function serve(opts: ServerOptions): Promise<void> {
           process.chdir(savedCwd);
         } catch {}
       }
+      // what the request's code left behind would answer the next request in its place: taken away
+      // again (so the next request loads it anew), and this request declined
+      const loaded = Object.keys(require.cache).filter((m) => !modules.has(m) && !m.startsWith(root + '/'));
+      for (const m of loaded) delete require.cache[m];
+      const left = globalsLeft(globals);
+      if (loaded.length) why = `the config or a plugin loads CommonJS modules (${loaded[0]}), which a long-lived process keeps`;
+      else if (left) why = `the config or a plugin keeps state on globalThis (${left})`;
+      if (why !== null) return decline(why);
+      stats.served++;
+      return { served: true, code, output };
     }
 
     // the client half-closes after its request and waits for the reply: keep our side open until then
@@ -284,7 +342,9 @@ export async function serve(opts: ServerOptions): Promise<void> {
       conns.add(conn);
       conn.on('close', () => conns.delete(conn));
       conn.on('error', () => {});
-      conn.setTimeout(REQUEST_TIMEOUT_MS, () => conn.destroy());
+      // the whole request within this, however slowly it trickles in
+      const deadline = setTimeout(() => conn.destroy(), REQUEST_TIMEOUT_MS);
+      conn.on('close', () => clearTimeout(deadline));
       const chunks: Buffer[] = [];
       let size = 0;
       conn.on('data', (d: Buffer) => {
@@ -293,7 +353,7 @@ export async function serve(opts: ServerOptions): Promise<void> {
         else chunks.push(d);
       });
       conn.on('end', () => {
-        conn.setTimeout(0);
+        clearTimeout(deadline);
         let msg: Record<string, unknown>;
         try {
           msg = JSON.parse(Buffer.concat(chunks).toString('utf8'));

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { RocmflowError } from '../errors.js';
 import { privateDir } from './private-dir.js';
-import { CACHE_DIR, fileStamp, writeCacheEntry } from './typescript-loader.js';
+import { CACHE_DIR, fileStamp, settledStamp, writeCacheEntry } from './typescript-loader.js';
 
 const memo = new Map<string, Promise<string[]>>();
 
@@ -59,6 +59,7 @@ async function compute(file: string): Promise<string[]> {
     throw new RocmflowError('E_COMPILE', `${file}: ${where}${first?.text ?? (e as Error).message}`, { exitCode: 2 });
   }
   const files = [...new Set([resolve(file), ...inputs])].sort();
-  if (entry) writeCacheEntry(entry, JSON.stringify({ stamps: Object.fromEntries(files.map((f) => [f, fileStamp(f)])) }));
+  const stamps = Object.fromEntries(files.map((f) => [f, fileStamp(f)]));
+  if (entry && Object.values(stamps).every(settledStamp)) writeCacheEntry(entry, JSON.stringify({ stamps }));
   return files;
 }

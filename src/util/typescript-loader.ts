@@ -47,14 +47,28 @@ function rocmflowModule(spec: string, importer: string): { path: string; externa
  */
 export const CACHE_DIR = join(tmpdir(), `rocmflow-ts-cache-${userInfo().uid}`);
 
-/** `size:mtimeMs` of a file, or `missing`: what the per-user cache's entries are checked against. */
+/**
+ * `size:mtimeMs:ctimeMs:ino` of a file, or `missing`: what the per-user
+ * cache's entries are checked against. The ctime and inode catch a file put
+ * in place with its old size and mtime (`cp -p`, `rsync -a`, a rename).
+ */
 export function fileStamp(f: string): string {
   try {
     const st = statSync(f);
-    return `${st.size}:${st.mtimeMs}`;
+    return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
   } catch {
     return 'missing';
   }
+}
+
+/**
+ * A stamp taken within two seconds of a change may not see the next one
+ * (the file can change again within the clock's tick): git's racy-clean
+ * rule. Entries holding such a stamp are not written.
+ */
+export function settledStamp(stamp: string): boolean {
+  const ctime = Number(stamp.split(':')[2]);
+  return stamp === 'missing' || (Number.isFinite(ctime) && Date.now() - ctime > 2000);
 }
 
 interface CacheEntry {
@@ -112,9 +126,13 @@ function followProblems(meta: { inputs: Record<string, { imports: { path: string
       if (imp.external) {
         if (!isBuiltin(imp.path) && !imp.path.startsWith(RUNNING_ROOT + '/')) problems.push(`imports the package ${spec}`);
       } else if (js && !/^[./]/.test(spec)) problems.push(`imports ${spec} through a bundler mapping Node does not apply`);
+      // Node takes a relative path as written: no extension added, no directory index
+      else if (js && resolve('/', dirname(from), spec) !== resolve('/', imp.path)) problems.push(`imports ${spec}, which Node would not find as written`);
       else if (js && imp.path.endsWith('.json') && imp.with?.type !== 'json') problems.push(`imports ${spec} without with { type: 'json' }`);
     }
   }
+  // a template-literal import() the bundler expanded to the files it found then (a new one would be missed)
+  if (/\b__glob\b/.test(code)) problems.push('calls import() with a pattern');
   for (const m of code.matchAll(/\b(require|import)\s*\(\s*(?:(["'])([^"'\\]*)\2\s*\))?/g)) {
     if (m[3] === undefined || !(isBuiltin(m[3]) || m[3].startsWith(RUNNING_ROOT + '/'))) problems.push(`calls ${m[1]}(${m[3] === undefined ? '…' : JSON.stringify(m[3])})`);
   }
@@ -159,7 +177,7 @@ async function compile(file: string, entry: string | null): Promise<CacheEntry> 
     const sources = Object.keys(out.metafile!.inputs).map((f) => resolve('/', f));
     const inputs = Object.fromEntries([...sources, ...resolutionFiles(sources)].map((f) => [f, fileStamp(f)]));
     result = { inputs, code, ...(longLived ? { problems: followProblems(out.metafile as never, code) } : {}) };
-    if (entry) writeCacheEntry(entry, JSON.stringify(result));
+    if (entry && Object.values(inputs).every(settledStamp)) writeCacheEntry(entry, JSON.stringify(result));
   } catch (e) {
     if (e instanceof RocmflowError) throw e;
     const first = (e as { errors?: { text: string; location?: { file: string; line: number } }[] }).errors?.[0];
@@ -187,7 +205,11 @@ async function importTypeScript(file: string): Promise<Record<string, unknown>> 
   const bundle = hit ?? (await compile(file, entry));
   if (bundle.problems?.length) throw new Error(`${file} ${bundle.problems[0]}: a long-lived process cannot see that change`);
   const code = bundle.code;
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.mjs`);
+  // beside the file, so that the packages it imports resolve as from the file itself; a long-lived
+  // process imports no packages (followProblems), so its bundles go to its private directory, not
+  // into the project on every request (where another run's input walk could see them)
+  const privateTmp = isLongLived() ? privateDir(CACHE_DIR) : null;
+  const tmp = join(privateTmp ?? dirname(file), `.${basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.mjs`);
   writeFileSync(tmp, code);
   try {
     return await import(pathToFileURL(tmp).href);

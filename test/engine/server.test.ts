@@ -6,7 +6,7 @@
  * module, a plugin's code. Each test has its own TMPDIR, so its own
  * socket directory and server.
  */
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -222,6 +222,47 @@ describe('rocmflow server', () => {
     expect(states(rocmflow(ws, ['run', 'word', '--json'], a))).toEqual({ count: 'fresh', word: 'ran' });
     expect(states(rocmflow(ws, ['run', 'word', '--json'], a))).toEqual({ count: 'fresh', word: 'fresh' });
     expect(status(ws, tmp)).toMatchObject({ served: 1, lastDeclined: expect.stringContaining('calls import(') });
+  });
+
+  it('declines a config that require()s a package, keeps state on globalThis, or imports what Node would not find; follows a file replaced with its old size and mtime', () => {
+    const { ws, tmp } = setup();
+    rmSync(join(ws, 'rocmflow.config.ts'));
+    const config = (body: string) => edit(ws, 'rocmflow.config.mjs', `${body}\nexport default { target: 'cpu', plugins: ['./tasks.ts'], tasks: { word: { word } } };\n`);
+    config(`import { word } from './word.mjs';`);
+    edit(ws, 'word.mjs', `export const word = 'aaaa';\n`);
+    start(ws, tmp);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'ran', word: 'ran' });
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ served: 1 });
+    // the same size, the old mtime (cp -p, rsync -a): the bundle's stamps must still see it
+    const old = statSync(join(ws, 'word.mjs'));
+    writeFileSync(join(ws, 'word.mjs'), `export const word = 'bbbb';\n`);
+    utimesSync(join(ws, 'word.mjs'), old.atime, old.mtime);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'ran' });
+    expect(readFileSync(join(ws, '.rocmflow/out/cpu/word/w'), 'utf8')).toBe('bbbb');
+
+    // a package through createRequire: Node keeps it for the process's life
+    mkdirSync(join(ws, 'node_modules/shared'), { recursive: true });
+    writeFileSync(join(ws, 'node_modules/shared/package.json'), JSON.stringify({ name: 'shared', main: 'index.js' }));
+    writeFileSync(join(ws, 'node_modules/shared/index.js'), `module.exports = { word: 'cjs' };\n`);
+    config(`import { createRequire } from 'node:module';\nconst { word } = createRequire(import.meta.url)('shared');`);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'ran' });
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ served: 1, lastDeclined: expect.stringContaining('CommonJS') });
+
+    // state kept on globalThis from one request to the next
+    config(`globalThis.rocmflowRuns = (globalThis.rocmflowRuns ?? 0) + 1;\nconst word = 'global';`);
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'ran' });
+    expect(states(rocmflow(ws, ['run', 'word', '--json'], env(tmp)))).toEqual({ count: 'fresh', word: 'fresh' });
+    expect(status(ws, tmp)).toMatchObject({ served: 1, lastDeclined: expect.stringContaining('globalThis (rocmflowRuns)') });
+
+    // an import Node would not find as written (no extension): the CLI fails, and so must the run the server is asked
+    edit(ws, 'wts.ts', `export const word: string = 'ts';\n`);
+    config(`import { word } from './wts';`);
+    const alone = rocmflow(ws, ['run', 'word', '--json'], env(tmp, { ROCMFLOW_NO_SERVER: '1' }));
+    expect(alone.code).toBe(2);
+    expect(rocmflow(ws, ['run', 'word', '--json'], env(tmp)).code).toBe(2);
+    expect(status(ws, tmp)).toMatchObject({ served: 1, lastDeclined: expect.stringContaining('would not find as written') });
   });
 
   it('stops when a request leaves listeners on the process (a config that hooks it on load would, every time)', () => {
