@@ -116,9 +116,14 @@ export interface ServerStats {
   lastDeclined?: string;
 }
 
+/**
+ * A file's inode, size and mtime: what an edit, an install or a file put in
+ * its place changes. Not its ctime, which a hard link to it moves too (the
+ * content store links what tasks produce).
+ */
 function stampOf(path: string): string {
   const st = statSync(path, { throwIfNoEntry: false });
-  return st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : '-';
+  return st ? `${st.ino}:${st.size}:${st.mtimeMs}` : '-';
 }
 
 /** Is the code this process runs still the code on disk? */

@@ -6,7 +6,7 @@
  * rocmflow's own precompiled modules load at full speed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -200,6 +200,27 @@ export function writeCacheEntry(entry: string, json: string): void {
   }
 }
 
+/**
+ * Where a bundle of `file` is written to be imported: beside it, except for
+ * rocmflow's own sources (run from TypeScript, as under vitest), whose
+ * directories the compiled mirror's check watches (bin/build-cache.js): a
+ * file appearing there for a moment made every start look at the trees
+ * again, and a server take its own code for changed. Their bundles go
+ * under the package's node_modules/.cache, from where the same packages
+ * resolve.
+ */
+function tempDirFor(file: string): string {
+  const rel = relative(SOURCE_ROOT, file);
+  if (rel.startsWith('..') || !/^(src|tasks|plugins)\//.test(rel)) return dirname(file);
+  const dir = join(SOURCE_ROOT, 'node_modules', '.cache', 'rocmflow-ts');
+  try {
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  } catch {
+    return dirname(file);
+  }
+}
+
 async function importTypeScript(file: string): Promise<Record<string, unknown>> {
   const { entry, hit } = cached(file);
   const bundle = hit ?? (await compile(file, entry));
@@ -209,7 +230,7 @@ async function importTypeScript(file: string): Promise<Record<string, unknown>> 
   // process imports no packages (followProblems), so its bundles go to its private directory, not
   // into the project on every request (where another run's input walk could see them)
   const privateTmp = isLongLived() ? privateDir(CACHE_DIR) : null;
-  const tmp = join(privateTmp ?? dirname(file), `.${basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.mjs`);
+  const tmp = join(privateTmp ?? tempDirFor(file), `.${basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.mjs`);
   writeFileSync(tmp, code);
   try {
     return await import(pathToFileURL(tmp).href);
