@@ -30,7 +30,10 @@ async function runHere(argv) {
 }
 
 const argv = process.argv.slice(2);
-const served = argv[0] === 'run' ? await (await import('./server-client.js')).askServer(resolve(import.meta.dirname, '..'), argv) : null;
+// no server was ever started by this user under this tmp (its directory is missing): nothing to load or ask
+const tmp = (process.env.TMPDIR || process.env.TMP || process.env.TEMP || '/tmp').replace(/(.)\/$/, '$1');
+const maybeServer = argv[0] === 'run' && existsSync(`${tmp}/rocmflow-server-${process.getuid?.() ?? 0}`);
+const served = maybeServer ? await (await import('./server-client.js')).askServer(resolve(import.meta.dirname, '..'), argv) : null;
 if (served) {
   // a reader that stops early (`| head`) ends the output quietly, as main.ts has it
   const quiet = (e) => {

@@ -6,8 +6,6 @@
 // JavaScript with Node's modules alone: this runs before the compiled
 // mirror is checked.
 import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 /** Protocol version: a server and client of different versions decline each other. */
@@ -41,6 +39,12 @@ export function socketPath(packageRoot) {
   return join(tmpdir(), `rocmflow-server-${uid}`, `${fnv1a64(`${packageRoot}\0${process.version}`)}.sock`);
 }
 
+/** os.tmpdir() on POSIX, without loading node:os for it (this runs before every `rocmflow run`). */
+function tmpdir() {
+  const t = process.env.TMPDIR || process.env.TMP || process.env.TEMP || '/tmp';
+  return t.length > 1 && t.endsWith('/') ? t.slice(0, -1) : t;
+}
+
 /**
  * The socket may be trusted when its directory is a real directory of this
  * user's that nobody else can write, and it is a socket of this user's:
@@ -55,7 +59,9 @@ export function trustedSocket(sock) {
 }
 
 /** Whether something accepts connections on the socket (a server, alive, busy or not). */
-export function listening(sock) {
+export async function listening(sock) {
+  // node:net loads only when there is a socket to talk to: a plain `rocmflow run` without a server pays nothing for it
+  const { createConnection } = await import('node:net');
   return new Promise((resolve) => {
     const conn = createConnection(sock);
     conn.on('connect', () => {
@@ -95,7 +101,8 @@ export function fsView() {
 }
 
 /** One JSON request, one JSON reply (or null: no server, a broken one, a reply of the wrong shape). */
-export function request(sock, message, timeoutMs = 60_000) {
+export async function request(sock, message, timeoutMs = 60_000) {
+  const { createConnection } = await import('node:net');
   return new Promise((resolve) => {
     let done = false;
     const chunks = [];
