@@ -114,11 +114,11 @@ export function expandInputs(patterns: readonly string[], root: string, task: st
     else walkDir(dir, root, out, filter, base);
   };
   for (const [i, pattern] of patterns.entries()) {
-    const abs = isAbsolute(pattern) ? pattern : resolve(root, pattern);
+    const { abs, base, filter } = patternWalk(pattern, root);
     const from = out.length;
     // outside the project, a file is named by where it lies below its pattern, not by
     // its absolute path: a key must not depend on where the cache, project or home is
-    const anchor = isGlob(pattern) ? abs.split('/').slice(0, abs.split('/').findIndex((p) => isGlob(p))).join('/') || '/' : dirname(abs);
+    const anchor = base ?? dirname(abs);
     const outside = () => {
       for (let k = from; k < out.length; k++) {
         const e = out[k]!;
@@ -128,14 +128,9 @@ export function expandInputs(patterns: readonly string[], root: string, task: st
         e.key = `${e.key.startsWith('\0') ? '\0' : ''}<outside:${i}>/${e.key.startsWith('\0') ? e.key.slice(1 + anchor.length + 1) : rel}`;
       }
     };
-    if (isGlob(pattern)) {
-      // walk from the longest glob-free prefix
-      const parts = abs.split('/');
-      const i = parts.findIndex((p) => isGlob(p));
-      const base = parts.slice(0, i).join('/') || '/';
-      const re = globToRegExp(parts.slice(i).join('/'));
+    if (base !== undefined) {
       // no base directory: no matches (errors inside the walk are not swallowed)
-      if (lstatSync(base, { throwIfNoEntry: false })?.isDirectory()) walk(base, re, base);
+      if (lstatSync(base, { throwIfNoEntry: false })?.isDirectory()) walk(base, filter, base);
       outside();
       continue;
     }
@@ -154,6 +149,19 @@ export function expandInputs(patterns: readonly string[], root: string, task: st
   }
   out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return out.filter((e, i) => i === 0 || out[i - 1]!.key !== e.key);
+}
+
+/**
+ * Where a pattern's walk starts: a plain path is walked from itself (when a
+ * directory); a glob from its longest glob-free prefix (`base`), keeping
+ * what matches `filter` below it.
+ */
+function patternWalk(pattern: string, root: string): { abs: string; base?: string; filter?: RegExp } {
+  const abs = isAbsolute(pattern) ? pattern : resolve(root, pattern);
+  if (!isGlob(pattern)) return { abs };
+  const parts = abs.split('/');
+  const i = parts.findIndex((p) => isGlob(p));
+  return { abs, base: parts.slice(0, i).join('/') || '/', filter: globToRegExp(parts.slice(i).join('/')) };
 }
 
 /** Walks done ahead of expandInputs, by walkKey. */
@@ -176,16 +184,8 @@ export async function walkAhead(
 ): Promise<Walked> {
   const walked: Walked = new Map();
   for (const pattern of patterns) {
-    const abs = isAbsolute(pattern) ? pattern : resolve(root, pattern);
-    let dir: string;
-    let filter: RegExp | undefined;
-    let base: string | undefined;
-    if (isGlob(pattern)) {
-      const parts = abs.split('/');
-      const i = parts.findIndex((p) => isGlob(p));
-      base = dir = parts.slice(0, i).join('/') || '/';
-      filter = globToRegExp(parts.slice(i).join('/'));
-    } else dir = abs;
+    const { abs, base, filter } = patternWalk(pattern, root);
+    const dir = base ?? abs;
     if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) continue;
     const key = walkKey(dir, filter, base);
     if (!walked.has(key)) walked.set(key, await walkTree(dir, root, filter, base));

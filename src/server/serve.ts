@@ -405,22 +405,23 @@ export async function serve(opts: ServerOptions): Promise<void> {
   await stopped;
 }
 
-/** What a running server says of itself, or null when none answers. */
-export async function serverStatus(): Promise<ServerStats | null> {
+/** Ask the running server of this rocmflow one thing; null when none answers (or its socket is not to be trusted). */
+async function ask(type: 'status' | 'stop'): Promise<{ sock: string; reply: Record<string, unknown> | null }> {
   const client = await clientModule();
   const sock = client.socketPath(packageRoot());
-  if (!client.trustedSocket(sock)) return null;
-  const r = await client.request(sock, { type: 'status' }, 5000);
-  return r && typeof r.pid === 'number' ? (r as unknown as ServerStats) : null;
+  return { sock, reply: client.trustedSocket(sock) ? await client.request(sock, { type }, 5000) : null };
+}
+
+/** What a running server says of itself, or null when none answers. */
+export async function serverStatus(): Promise<ServerStats | null> {
+  const { reply } = await ask('status');
+  return reply && typeof reply.pid === 'number' ? (reply as unknown as ServerStats) : null;
 }
 
 /** Ask the running server to stop; true when one did. */
 export async function stopServer(): Promise<boolean> {
-  const client = await clientModule();
-  const sock = client.socketPath(packageRoot());
-  if (!client.trustedSocket(sock)) return false;
-  const r = await client.request(sock, { type: 'stop' }, 5000);
-  if (!r) return false;
+  const { sock, reply } = await ask('stop');
+  if (!reply) return false;
   // gone when its socket is
   for (let i = 0; i < 100 && lstatSync(sock, { throwIfNoEntry: false }); i++) await new Promise((res) => setTimeout(res, 50));
   return true;
